@@ -1,0 +1,3 @@
+"""Token hooks, one module per vendor."""
+
+from __future__ import annotations

@@ -1,0 +1,301 @@
+"""The hook every vendor builds on: connection reading, options, caching, fetching, sessions."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from airflow.sdk import BaseHook
+
+from airflow_tokens.cache import TokenCache, VariableStore, mask_once
+from airflow_tokens.exceptions import TokenConfigError, TokenError
+from airflow_tokens.fetch import TokenRequest, Transport, fetch_token
+from airflow_tokens.response import ResponseFields
+from airflow_tokens.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    import tenacity
+    from airflow.sdk import Connection
+
+    from airflow_tokens.token import AccessToken
+
+_T = TypeVar("_T")
+
+#: Cache names accepted by the ``cache`` option and connection extra.
+CACHES = ("variable", "memory", "none")
+DEFAULT_REFRESH_MARGIN = 60.0
+DEFAULT_TIMEOUT = (10.0, 30.0)
+
+
+class ConnectionSettings:
+    """
+    Read and validate one Airflow connection: credentials, base URL and typed extras.
+
+    :param conn_id: the connection id (for messages).
+    :param conn_type: the vendor's connection type (for ``extra__<conn_type>__`` keys).
+    :param conn: the Airflow connection.
+    """
+
+    def __init__(self, conn_id: str, conn_type: str, conn: Connection) -> None:
+        self.conn_id = conn_id
+        self.conn_type = conn_type
+        self.conn = conn
+        self.extras: dict[str, Any] = conn.extra_dejson if conn.extra else {}
+
+    def error(self, field: str, problem: str) -> TokenConfigError:
+        """Return the configuration error for ``field``."""
+        return TokenConfigError(self.conn_id, field, problem)
+
+    def credential(self, field: str, label: str) -> str:
+        """Return ``login`` or ``password``: present, and without surrounding whitespace."""
+        value = getattr(self.conn, field)
+        if not value:
+            raise self.error(field, f"{label} is missing (set the connection's {field} field)")
+        if value != value.strip():
+            raise self.error(field, f"{label} has leading or trailing whitespace; remove it")
+        return str(value)
+
+    def extra(self, name: str, kind: type[_T], default: _T) -> _T:
+        """Return extra ``name`` (plain or ``extra__<conn_type>__`` prefixed) checked to be a ``kind``."""
+        value = self.extras.get(name, self.extras.get(f"extra__{self.conn_type}__{name}"))
+        if value is None or value == "":
+            return default
+        if kind is bool and isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"  # type: ignore[return-value]
+        if kind in (int, float) and isinstance(value, str):
+            try:
+                value = kind(value.strip())  # type: ignore[call-arg]
+            except ValueError:
+                raise self.error(name, f"{value!r} is not a number") from None
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self.error(name, f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    def number(self, name: str, default: float | None, minimum: float, maximum: float) -> float | None:
+        """Return a numeric extra within ``minimum..maximum``."""
+        value = self.extra(name, float, default)
+        if value is not None and not minimum <= value <= maximum:
+            raise self.error(name, f"{value:g} is outside {minimum:g}..{maximum:g}")
+        return value
+
+    def base_url(self, default: str | None, choice: str | None = None) -> str:
+        """Return the vendor base URL: the connection host if set (with scheme), else ``default``."""
+        host = (self.conn.host or "").strip()
+        if not host:
+            if default is None:
+                raise self.error("host", "is required for this vendor (for example https://api.example.com)")
+            return default.rstrip("/")
+        parts = urlsplit(host)
+        if not parts.scheme or not parts.hostname:
+            raise self.error("host", f"{host!r} needs a scheme, like https://{host}")
+        if parts.scheme not in ("https", "http"):
+            raise self.error("host", f"scheme {parts.scheme!r} is not supported; use https://")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname) and not self.extra("allow_http", bool, False):
+            raise self.error(
+                "host",
+                f"plain http:// to {parts.hostname} would send credentials unencrypted; use https:// "
+                'or set the extra "allow_http": true',
+            )
+        if self.conn.port and parts.port is None:
+            host = f"{parts.scheme}://{parts.netloc}:{self.conn.port}{parts.path}"
+        return host.rstrip("/")
+
+    def choice(self, name: str, options: dict[str, str], default: str) -> str:
+        """Return the value mapped from extra ``name``, which must be one of ``options``."""
+        value = self.extra(name, str, default)
+        key = value.strip().lower()
+        if key not in options:
+            raise self.error(name, f"{value!r} is not one of {', '.join(sorted(options))}")
+        return options[key]
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+class TokenHook(BaseHook):
+    """
+    Fetch, cache and hand out a vendor's access token from an Airflow connection.
+
+    Options passed here win over the connection's extras, which win over the defaults.
+
+    :param cache: ``"variable"`` (default: shared by all tasks; memory outside a task), ``"memory"``,
+        ``"none"``, or a :class:`~airflow_tokens.cache.TokenCache`.
+    :param refresh_margin: seconds before expiry at which a token is replaced (default 60, at most a
+        quarter of the token's lifetime).
+    :param timeout: connect and read timeouts in seconds, or one number for both (default 10, 30).
+    :param retry: a :class:`~airflow_tokens.retry.RetryPolicy` or a ready ``tenacity.Retrying``.
+    :param session: the ``requests.Session`` used for token requests.
+    :param kwargs: the connection id, by the keyword in ``conn_name_attr`` (``sirv_conn_id=...``).
+    """
+
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+
+    #: The vendor's base URL when the connection has no host; None when the host is required.
+    default_base_url: ClassVar[str | None] = None
+    #: Path of the token endpoint below the base URL.
+    token_path: ClassVar[str] = ""
+    #: How to read the vendor's token response.
+    response_fields: ClassVar[ResponseFields] = ResponseFields()
+    #: Labels of login and password, for messages (they match the connection form).
+    login_label: ClassVar[str] = "Client ID"
+    password_label: ClassVar[str] = "Client Secret"
+
+    def __init__(
+        self,
+        *,
+        cache: str | TokenCache | None = None,
+        refresh_margin: float | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        retry: RetryPolicy | tenacity.Retrying | None = None,
+        session: requests.Session | None = None,
+        **kwargs: str,
+    ) -> None:
+        conn_id = kwargs.pop(self.conn_name_attr, self.default_conn_name)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments: {', '.join(sorted(kwargs))}")
+        super().__init__()
+        self.conn_id = conn_id
+        self._cache_option = cache
+        self._margin_option = refresh_margin
+        self._timeout_option = timeout
+        self._retry_option = retry
+        self._session = session
+
+    # Vendor hooks override this: turn the validated connection into the token request.
+    def build_request(self, settings: ConnectionSettings, base_url: str) -> TokenRequest:
+        """Return the vendor's token request for this connection."""
+        raise NotImplementedError
+
+    def resolve_base_url(self, settings: ConnectionSettings) -> str:
+        """Return the base URL; vendors with regions or environments override this."""
+        return settings.base_url(self.default_base_url)
+
+    @cached_property
+    def settings(self) -> ConnectionSettings:
+        """Return the validated connection (read once per hook)."""
+        return ConnectionSettings(self.conn_id, self.conn_type, self.get_connection(self.conn_id))
+
+    @cached_property
+    def base_url(self) -> str:
+        """Return the vendor API base URL for this connection (also the root for ``get_conn`` calls)."""
+        return self.resolve_base_url(self.settings)
+
+    @cached_property
+    def token_request(self) -> TokenRequest:
+        """Return the token request, validated before anything is sent."""
+        return self.build_request(self.settings, self.base_url)
+
+    @cached_property
+    def refresh_margin(self) -> float:
+        """Return the configured refresh margin in seconds."""
+        if self._margin_option is not None:
+            if self._margin_option < 0:
+                raise TokenConfigError(self.conn_id, "refresh_margin", "must not be negative")
+            return float(self._margin_option)
+        margin = self.settings.number("refresh_margin", DEFAULT_REFRESH_MARGIN, 0, 86400)
+        return DEFAULT_REFRESH_MARGIN if margin is None else margin
+
+    @cached_property
+    def cache(self) -> TokenCache:
+        """Return the token cache chosen by option, extra or default."""
+        option = self._cache_option
+        if isinstance(option, TokenCache):
+            return option
+        name = option if option is not None else self.settings.extra("cache", str, "variable")
+        if name not in CACHES:
+            raise TokenConfigError(self.conn_id, "cache", f"{name!r} is not one of {', '.join(CACHES)}")
+        return TokenCache(VariableStore() if name == "variable" else None)
+
+    @cached_property
+    def transport(self) -> Transport:
+        """Return the HTTP session, timeouts and TLS settings."""
+        settings = self.settings
+        if self._timeout_option is not None:
+            option = self._timeout_option
+            timeout = option if isinstance(option, tuple) else (float(option), float(option))
+            if min(timeout) <= 0:
+                raise TokenConfigError(self.conn_id, "timeout", "must be positive")
+        else:
+            connect = settings.number("connect_timeout", DEFAULT_TIMEOUT[0], 0.001, 600)
+            read = settings.number("read_timeout", DEFAULT_TIMEOUT[1], 0.001, 3600)
+            timeout = (connect or DEFAULT_TIMEOUT[0], read or DEFAULT_TIMEOUT[1])
+        ca_bundle = settings.extra("ca_bundle", str, "")
+        return Transport(self._session or requests.Session(), timeout, ca_bundle or True)
+
+    @cached_property
+    def retrying(self) -> tenacity.Retrying:
+        """Return the retry controller: the hook option, else the policy from extras and defaults."""
+        option = self._retry_option
+        if option is not None and not isinstance(option, RetryPolicy):
+            return option
+        policy = option or RetryPolicy(
+            max_attempts=int(self.settings.number("max_attempts", RetryPolicy.max_attempts, 1, 100) or 1),
+            max_seconds=self.settings.number("max_retry_seconds", RetryPolicy.max_seconds, 0, 3600) or 0.0,
+        )
+        return policy.retrying()
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Return the digest of the token request; a changed credential gives another fingerprint."""
+        return self.token_request.fingerprint()
+
+    @property
+    def cache_key(self) -> str:
+        """Return the key under which this connection's token is cached."""
+        return f"{self.conn_type}.{self.conn_id}"
+
+    def fetch_access_token(self) -> AccessToken:
+        """Request a new token from the vendor, bypassing every cache."""
+        return fetch_token(self.conn_id, self.token_request, self.response_fields, self.transport, self.retrying)
+
+    def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
+        """Return a token that stays valid for the refresh margin, from cache or a new request."""
+        token = self.cache.get(
+            self.cache_key,
+            self.fingerprint,
+            self.refresh_margin,
+            self.fetch_access_token,
+            force_refresh=force_refresh,
+            rejected=rejected,
+        )
+        mask_once(token)
+        return token
+
+    def get_token(self, force_refresh: bool = False) -> str:
+        """Return the access token value."""
+        return self.get_access_token(force_refresh).token
+
+    def get_auth_header(self) -> dict[str, str]:
+        """Return the Authorization header that sends the token."""
+        return {"Authorization": self.get_access_token().authorization}
+
+    def get_conn(self) -> requests.Session:
+        """Return a session that sends the token and renews it once when the vendor answers 401."""
+        from airflow_tokens.session import TokenAuth
+
+        session = requests.Session()
+        session.auth = TokenAuth(self)
+        return session
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Fetch a new token to check the connection; the message never shows the token."""
+        try:
+            token = self.fetch_access_token()
+        except TokenError as exc:
+            return False, str(exc)
+        scope = f", scope {' '.join(token.scope)}" if token.scope else ""
+        return True, f"Got a {token.token_type} token valid for {token.lifetime:.0f} s{scope}"

@@ -1,0 +1,165 @@
+"""Read a vendor's token response: the token, its type, its scope and one absolute expiry."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+#: No vendor issues tokens that live longer than this; a larger expiry is a malformed response.
+MAX_LIFETIME = 366 * 24 * 3600
+#: Epoch timestamps above this are taken as milliseconds (1e11 s is the year 5138).
+EPOCH_MS_THRESHOLD = 1e11
+#: Keys of error bodies that carry the vendor's own explanation, in the order they are shown.
+ERROR_MESSAGE_KEYS = ("error", "error_description", "title", "detail", "soaCode", "message")
+_MAX_SHOWN = 300
+
+
+class ResponseProblem(ValueError):
+    """Say what is missing or malformed in a token response (no token value in the text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFields:
+    """
+    Name the fields of a vendor's token response.
+
+    :param token: the key of the token value.
+    :param token_type: the key of the token type, or None when the vendor sends none (Bearer).
+    :param expires_in: the key of a lifetime in seconds (number or numeric string), if any.
+    :param expires_at: the key of an absolute epoch expiry (seconds or milliseconds), if any.
+    :param scope: the key of the granted scope (list or space-separated string), if any.
+    :param default_lifetime: the lifetime assumed when the response states no expiry at all.
+    """
+
+    token: str = "access_token"
+    token_type: str | None = "token_type"
+    expires_in: str | None = "expires_in"
+    expires_at: str | None = None
+    scope: str | None = "scope"
+    default_lifetime: float = 3600.0
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: Any) -> float | None:
+    """Return a finite number from a JSON number or numeric string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def jwt_expiry(token: str) -> float | None:
+    """Return the ``exp`` claim of a JWT-shaped token as epoch seconds, or None if unreadable."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return _number(claims.get("exp")) if isinstance(claims, dict) else None
+
+
+def parse_expiry(payload: dict[str, Any], fields: ResponseFields, token: str, now: datetime) -> datetime:
+    """Return the absolute expiry stated by ``payload`` in any supported form, or the vendor default."""
+    horizon = now.timestamp() + MAX_LIFETIME
+    if fields.expires_in and payload.get(fields.expires_in) is not None:
+        raw = payload[fields.expires_in]
+        seconds = _number(raw)
+        if seconds is None or not 0 < seconds <= MAX_LIFETIME:
+            raise ResponseProblem(
+                f"{fields.expires_in}={_short(raw)} is not a lifetime in seconds (0 < s <= {MAX_LIFETIME})"
+            )
+        return now + timedelta(seconds=seconds)
+    if fields.expires_at and payload.get(fields.expires_at) is not None:
+        raw = payload[fields.expires_at]
+        epoch = _number(raw)
+        if epoch is not None and epoch > EPOCH_MS_THRESHOLD:
+            epoch /= 1000.0
+        if epoch is None or not now.timestamp() < epoch <= horizon:
+            raise ResponseProblem(
+                f"{fields.expires_at}={_short(raw)} is not a future epoch time in seconds or milliseconds"
+            )
+        return datetime.fromtimestamp(epoch, UTC)
+    exp = jwt_expiry(token)
+    if exp is not None and now.timestamp() < exp <= horizon:
+        return datetime.fromtimestamp(exp, UTC)
+    return now + timedelta(seconds=fields.default_lifetime)
+
+
+def _scope(value: Any) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    return None
+
+
+def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> dict[str, Any]:
+    """Return the keyword arguments of an AccessToken read from ``payload``; raise ResponseProblem."""
+    if not isinstance(payload, dict):
+        raise ResponseProblem(f"the body is a JSON {type(payload).__name__}, not an object")
+    token = payload.get(fields.token)
+    if token is None:
+        raise ResponseProblem(f"{fields.token!r} is missing")
+    if not isinstance(token, str):
+        raise ResponseProblem(f"{fields.token!r} is a {type(token).__name__}, not a string")
+    if not token:
+        raise ResponseProblem(f"{fields.token!r} is empty")
+    if not token.isprintable() or any(ch.isspace() for ch in token):
+        raise ResponseProblem(f"{fields.token!r} contains whitespace or control characters")
+    token_type = payload.get(fields.token_type) if fields.token_type else None
+    if not isinstance(token_type, str) or not token_type.strip():
+        token_type = "Bearer"
+    elif token_type.lower() == "bearer":
+        token_type = "Bearer"
+    return {
+        "token": token,
+        "token_type": token_type,
+        "expires_at": parse_expiry(payload, fields, token, now),
+        "obtained_at": now,
+        "scope": _scope(payload.get(fields.scope)) if fields.scope else None,
+    }
+
+
+def describe_error_body(payload: Any, text: str) -> str | None:
+    """Return the vendor's own error explanation from an error response, shortened."""
+    if isinstance(payload, dict):
+        parts = [
+            f"{key}={payload[key]}" if key in {"soaCode"} else str(payload[key])
+            for key in ERROR_MESSAGE_KEYS
+            if isinstance(payload.get(key), str | int) and str(payload[key]).strip()
+        ]
+        if parts:
+            return " - ".join(parts)[:_MAX_SHOWN]
+    stripped = " ".join(text.split())
+    if not stripped:
+        return None
+    if stripped.startswith("<"):
+        return f"non-JSON body ({len(text)} characters of HTML/XML)"
+    return stripped[:_MAX_SHOWN]
+
+
+def redact(text: str | None, secrets: tuple[str, ...]) -> str | None:
+    """Return ``text`` with every occurrence of the given secrets replaced by ``***``."""
+    if text is None:
+        return None
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text

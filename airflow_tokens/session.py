@@ -1,0 +1,50 @@
+"""A requests authentication that sends a hook's token and renews it once on 401."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import requests.auth
+
+if TYPE_CHECKING:
+    from airflow_tokens.hooks.base import TokenHook
+
+_SENT_TOKEN = "_airflow_tokens_sent"
+
+
+class TokenAuth(requests.auth.AuthBase):
+    """
+    Send the hook's token; on a 401, drop that token if it is still cached, renew it, retry once.
+
+    :param hook: the token hook that supplies tokens.
+    """
+
+    def __init__(self, hook: TokenHook) -> None:
+        self.hook = hook
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Add the Authorization header and the 401 handler to ``request``."""
+        self._authorize(request, self.hook.get_access_token())
+        request.register_hook("response", self._retry_on_401)
+        return request
+
+    @staticmethod
+    def _authorize(request: requests.PreparedRequest, token: Any) -> None:
+        request.headers["Authorization"] = token.authorization
+        setattr(request, _SENT_TOKEN, token.token)
+
+    def _retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        sent = getattr(response.request, _SENT_TOKEN, None)
+        if response.status_code != 401 or sent is None:
+            return response
+        self.hook.log.info("The vendor refused the token (HTTP 401); renewing it and retrying once")
+        token = self.hook.get_access_token(rejected=sent)
+        response.content  # noqa: B018 - drain the body so the connection can be reused
+        response.close()
+        retry = response.request.copy()
+        self._authorize(retry, token)
+        setattr(retry, _SENT_TOKEN, None)
+        second: requests.Response = response.connection.send(retry, **kwargs)  # type: ignore[attr-defined]
+        second.history.append(response)
+        second.request = retry
+        return second

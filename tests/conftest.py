@@ -1,0 +1,52 @@
+"""Test session setup: a private Airflow home with a SQLite metadata database, shared by all tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# Airflow reads its configuration at import time: point it at a private home before anything imports it.
+_HOME = Path(tempfile.mkdtemp(prefix="airflow-tokens-tests-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_example"),
+        "AIRFLOW__CORE__FERNET_KEY": "hQbr6Bci8H2bA3lNFnGRvTAxqD1tbE3p8K8bRrVJvq8=",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+    }
+)
+for name in list(os.environ):
+    if name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")):
+        del os.environ[name]
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Create the session's SQLite metadata database once (about 10 s) and return the Airflow home."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return _HOME
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_cache() -> Iterator[None]:
+    """Start every test with an empty in-process token cache."""
+    from airflow_tokens.cache import clear_memory_cache
+
+    clear_memory_cache()
+    yield
+    clear_memory_cache()
