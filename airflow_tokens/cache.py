@@ -241,7 +241,7 @@ class TokenCache:
                 store.save(key, entry)
             except Exception as exc:
                 log.warning(
-                    "Could not write the %s token cache for %s (%s); the token is cached in this process only",
+                    "Could not write the %s token cache for %s (%s); caching the token in this process only",
                     store.name,
                     key,
                     type(exc).__name__,

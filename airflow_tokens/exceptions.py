@@ -70,7 +70,8 @@ class TokenRequestError(TokenError):
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         detail = f": {vendor_message}" if vendor_message else ""
         super().__init__(
-            conn_id, f"Connection {conn_id!r}: token request to {url} failed with {what} after {tries}{detail}"
+            conn_id,
+            f"Connection {conn_id!r}: token request to {url} failed with {what} after {tries}{detail}",
         )
 
     @property

@@ -16,7 +16,11 @@ def get_provider_info() -> dict[str, Any]:
         "Podero, any OAuth2 client-credentials endpoint).",
         "versions": ["0.1.0"],
         "integrations": [
-            {"integration-name": "Sirv", "external-doc-url": "https://apidocs.sirv.com/", "tags": ["service"]},
+            {
+                "integration-name": "Sirv",
+                "external-doc-url": "https://apidocs.sirv.com/",
+                "tags": ["service"],
+            },
         ],
         "hooks": [
             {"integration-name": "Sirv", "python-modules": ["airflow_tokens.hooks.sirv"]},

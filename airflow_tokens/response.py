@@ -124,9 +124,7 @@ def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> di
     if not token.isprintable() or any(ch.isspace() for ch in token):
         raise ResponseProblem(f"{fields.token!r} contains whitespace or control characters")
     token_type = payload.get(fields.token_type) if fields.token_type else None
-    if not isinstance(token_type, str) or not token_type.strip():
-        token_type = "Bearer"
-    elif token_type.lower() == "bearer":
+    if not isinstance(token_type, str) or not token_type.strip() or token_type.lower() == "bearer":
         token_type = "Bearer"
     return {
         "token": token,

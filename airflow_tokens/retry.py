@@ -39,7 +39,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-class wait_retry_after(tenacity.wait.wait_base):  # noqa: N801 - named like tenacity's own waits
+class wait_retry_after(tenacity.wait.wait_base):
     """
     Wait as long as the vendor's ``Retry-After`` says, else as the fallback wait says.
 
@@ -84,11 +84,12 @@ class RetryPolicy:
     def retrying(self, wait: WaitBaseT | None = None) -> tenacity.Retrying:
         """Build the tenacity controller; ``wait`` replaces the backoff (for example ``wait_none()``)."""
         backoff = wait or tenacity.wait_exponential_jitter(
-            initial=self.initial_wait, max=self.max_wait, jitter=self.initial_wait
+            multiplier=self.initial_wait, max=self.max_wait, jitter=self.initial_wait
         )
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retryable_error),
-            stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_before_delay(self.max_seconds),
+            stop=tenacity.stop_after_attempt(self.max_attempts)
+            | tenacity.stop_before_delay(self.max_seconds),
             wait=wait_retry_after(backoff),
             before_sleep=_log_retry,
             reraise=True,

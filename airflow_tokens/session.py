@@ -25,7 +25,7 @@ class TokenAuth(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Add the Authorization header and the 401 handler to ``request``."""
         self._authorize(request, self.hook.get_access_token())
-        request.register_hook("response", self._retry_on_401)
+        request.register_hook("response", self._retry_on_401)  # type: ignore[no-untyped-call]
         return request
 
     @staticmethod
@@ -44,7 +44,7 @@ class TokenAuth(requests.auth.AuthBase):
         retry = response.request.copy()
         self._authorize(retry, token)
         setattr(retry, _SENT_TOKEN, None)
-        second: requests.Response = response.connection.send(retry, **kwargs)  # type: ignore[attr-defined]
+        second: requests.Response = response.connection.send(retry, **kwargs)
         second.history.append(response)
         second.request = retry
         return second

@@ -79,7 +79,7 @@ class AccessToken:
         return cls(
             token=token,
             token_type=token_type,
-            expires_at=datetime.fromtimestamp(expires_at, UTC),
-            obtained_at=datetime.fromtimestamp(obtained_at, UTC),
+            expires_at=datetime.fromtimestamp(float(expires_at), UTC),  # type: ignore[arg-type]
+            obtained_at=datetime.fromtimestamp(float(obtained_at), UTC),  # type: ignore[arg-type]
             scope=tuple(scope) if scope is not None else None,
         )

@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 # Airflow reads its configuration at import time: point it at a private home before anything imports it.
@@ -18,13 +21,18 @@ os.environ.update(
     {
         "AIRFLOW_HOME": str(_HOME),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_example"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(_HOME / "dags"),
         "AIRFLOW__CORE__FERNET_KEY": "hQbr6Bci8H2bA3lNFnGRvTAxqD1tbE3p8K8bRrVJvq8=",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "0123456789abcdef" * 5,
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     }
 )
+# The DAGs folder holds the example DAGs and the tests' own DAGs.
+(_HOME / "dags").mkdir()
+for dag_file in [*(REPO / "dags_example").glob("*.py"), *(REPO / "tests" / "dags").glob("*.py")]:
+    (_HOME / "dags" / dag_file.name).symlink_to(dag_file)
 for name in list(os.environ):
     if name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")):
         del os.environ[name]
@@ -40,6 +48,16 @@ def airflow_db() -> Path:
         env=os.environ.copy(),
     )
     return _HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db: Path) -> Any:
+    """Return the DagBag of the example and test DAGs (parsed once)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(_HOME / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag
 
 
 @pytest.fixture(autouse=True)

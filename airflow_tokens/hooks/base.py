@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 from urllib.parse import urlsplit
 
 import requests
@@ -28,6 +28,7 @@ _T = TypeVar("_T")
 CACHES = ("variable", "memory", "none")
 DEFAULT_REFRESH_MARGIN = 60.0
 DEFAULT_TIMEOUT = (10.0, 30.0)
+DEFAULT_RETRY = RetryPolicy()
 
 
 class ConnectionSettings:
@@ -76,6 +77,10 @@ class ConnectionSettings:
             raise self.error(name, f"expected {kind.__name__}, got {type(value).__name__}")
         return value
 
+    @overload
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float: ...
+    @overload
+    def number(self, name: str, default: None, minimum: float, maximum: float) -> float | None: ...
     def number(self, name: str, default: float | None, minimum: float, maximum: float) -> float | None:
         """Return a numeric extra within ``minimum..maximum``."""
         value = self.extra(name, float, default)
@@ -95,7 +100,11 @@ class ConnectionSettings:
             raise self.error("host", f"{host!r} needs a scheme, like https://{host}")
         if parts.scheme not in ("https", "http"):
             raise self.error("host", f"scheme {parts.scheme!r} is not supported; use https://")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname) and not self.extra("allow_http", bool, False):
+        if (
+            parts.scheme == "http"
+            and not _is_loopback(parts.hostname)
+            and not self.extra("allow_http", bool, False)
+        ):
             raise self.error(
                 "host",
                 f"plain http:// to {parts.hostname} would send credentials unencrypted; use https:// "
@@ -206,8 +215,7 @@ class TokenHook(BaseHook):
             if self._margin_option < 0:
                 raise TokenConfigError(self.conn_id, "refresh_margin", "must not be negative")
             return float(self._margin_option)
-        margin = self.settings.number("refresh_margin", DEFAULT_REFRESH_MARGIN, 0, 86400)
-        return DEFAULT_REFRESH_MARGIN if margin is None else margin
+        return self.settings.number("refresh_margin", DEFAULT_REFRESH_MARGIN, 0, 86400)
 
     @cached_property
     def cache(self) -> TokenCache:
@@ -232,7 +240,7 @@ class TokenHook(BaseHook):
         else:
             connect = settings.number("connect_timeout", DEFAULT_TIMEOUT[0], 0.001, 600)
             read = settings.number("read_timeout", DEFAULT_TIMEOUT[1], 0.001, 3600)
-            timeout = (connect or DEFAULT_TIMEOUT[0], read or DEFAULT_TIMEOUT[1])
+            timeout = (connect, read)
         ca_bundle = settings.extra("ca_bundle", str, "")
         return Transport(self._session or requests.Session(), timeout, ca_bundle or True)
 
@@ -243,8 +251,8 @@ class TokenHook(BaseHook):
         if option is not None and not isinstance(option, RetryPolicy):
             return option
         policy = option or RetryPolicy(
-            max_attempts=int(self.settings.number("max_attempts", RetryPolicy.max_attempts, 1, 100) or 1),
-            max_seconds=self.settings.number("max_retry_seconds", RetryPolicy.max_seconds, 0, 3600) or 0.0,
+            max_attempts=int(self.settings.number("max_attempts", DEFAULT_RETRY.max_attempts, 1, 100)),
+            max_seconds=self.settings.number("max_retry_seconds", DEFAULT_RETRY.max_seconds, 0, 3600),
         )
         return policy.retrying()
 
@@ -260,7 +268,9 @@ class TokenHook(BaseHook):
 
     def fetch_access_token(self) -> AccessToken:
         """Request a new token from the vendor, bypassing every cache."""
-        return fetch_token(self.conn_id, self.token_request, self.response_fields, self.transport, self.retrying)
+        return fetch_token(
+            self.conn_id, self.token_request, self.response_fields, self.transport, self.retrying
+        )
 
     def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
         """Return a token that stays valid for the refresh margin, from cache or a new request."""

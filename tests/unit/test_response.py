@@ -88,7 +88,9 @@ def test_read_sirv_response() -> None:
 
 def test_read_oauth_response_normalises_type_and_scope() -> None:
     fields = read_token_fields(
-        {"access_token": "abc", "token_type": "bearer", "expires_in": 36000, "scope": "read write"}, OAUTH, NOW
+        {"access_token": "abc", "token_type": "bearer", "expires_in": 36000, "scope": "read write"},
+        OAUTH,
+        NOW,
     )
     assert fields["token_type"] == "Bearer"
     assert fields["scope"] == ("read", "write")
@@ -135,7 +137,9 @@ def test_redact_removes_secrets() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=12,
 )
 

@@ -49,7 +49,14 @@ def test_margin_is_capped_for_short_lifetimes() -> None:
 def test_round_trip_and_rejects_foreign_data() -> None:
     tok = token(60)
     assert AccessToken.from_dict(tok.to_dict()) == tok
-    for bad in (None, [], {}, {"token": "x"}, {**tok.to_dict(), "expires_at": "soon"}, {**tok.to_dict(), "scope": 3}):
+    for bad in (
+        None,
+        [],
+        {},
+        {"token": "x"},
+        {**tok.to_dict(), "expires_at": "soon"},
+        {**tok.to_dict(), "scope": 3},
+    ):
         with pytest.raises(ValueError):  # noqa: PT011 - the message varies by case
             AccessToken.from_dict(bad)
 

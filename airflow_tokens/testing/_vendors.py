@@ -1,0 +1,681 @@
+"""Define the emulated vendors: one token route per vendor, registered in :data:`VENDOR_TABLE`.
+
+A route is a plain function ``(TokenRequest, VendorContext) -> Reply``: it validates the request
+the way the vendor does, checks the credentials and issues a token through the context, and
+answers with the vendor's own success or error body, as the vendor's API reference shows. The web
+layer (:mod:`airflow_tokens.testing.emulator`) does the rest: counting, the request log, faults.
+
+Adding a vendor is one decorated function here plus its name in
+:data:`airflow_tokens.testing.VENDORS`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from http import HTTPStatus
+from typing import Any, Final, Literal
+from urllib.parse import parse_qsl, unquote_plus
+
+from airflow_tokens.testing import VENDORS
+
+ExpiresAtUnit = Literal["s", "ms"]
+BasicAuthEncoding = Literal["either", "form", "raw"]
+
+#: Options of ``POST /_emulator/config`` every vendor accepts.
+COMMON_OPTIONS: Final = frozenset({"lifetime"})
+
+
+@dataclass(frozen=True)
+class VendorConfig:
+    """Hold the runtime switches of one emulated vendor.
+
+    :param lifetime: token lifetime in seconds; ``None`` means the vendor's documented default.
+    :param expires_in_as_string: send ``expires_in`` as a JSON string (``"3600"``) not a number.
+    :param expires_at_unit: unit of Manis ``expiresAt``: ``"ms"`` (epoch milliseconds) or ``"s"``.
+    :param basic_auth_encoding: how HTTP Basic credentials may be encoded: ``"form"`` (RFC 6749
+        section 2.3.1: form-urlencoded before base64), ``"raw"`` (``id:secret`` as is) or
+        ``"either"``.
+    """
+
+    lifetime: int | None = None
+    expires_in_as_string: bool = False
+    expires_at_unit: ExpiresAtUnit = "ms"
+    basic_auth_encoding: BasicAuthEncoding = "either"
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """Carry one received token request, already read from the wire.
+
+    :param method: the HTTP method.
+    :param path: the URL path.
+    :param headers: the request headers, names lower-cased (repeated headers joined by ``", "``).
+    :param body: the raw request body.
+    """
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    @cached_property
+    def text(self) -> str:
+        """Return the body decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    @cached_property
+    def media_type(self) -> str:
+        """Return the lower-cased media type of ``Content-Type`` without parameters, or ``""``."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def is_json(self) -> bool:
+        """Tell whether the body is declared as JSON (``application/json`` or ``*/*+json``)."""
+        return self.media_type == "application/json" or (
+            self.media_type.startswith("application/") and self.media_type.endswith("+json")
+        )
+
+    @property
+    def is_form(self) -> bool:
+        """Tell whether the body is declared as ``application/x-www-form-urlencoded``."""
+        return self.media_type == "application/x-www-form-urlencoded"
+
+    @cached_property
+    def json_value(self) -> tuple[bool, Any]:
+        """Return ``(True, value)`` if the body parses as strict JSON, else ``(False, None)``."""
+        if not self.body.strip():
+            return False, None
+        try:
+            return True, json.loads(self.body, parse_constant=_reject_constant)
+        except ValueError:
+            return False, None
+
+    @cached_property
+    def form_pairs(self) -> list[tuple[str, str]] | None:
+        """Return the form-urlencoded ``(name, value)`` pairs in order, or ``None`` if undecodable."""
+        try:
+            text = self.body.decode("utf-8")
+            return parse_qsl(text, keep_blank_values=True, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+    def log_record(self, vendor: str) -> dict[str, Any]:
+        """Return the JSON-able record of this request kept in the request log."""
+        parsed, value = self.json_value
+        form: dict[str, str | list[str]] | None = None
+        if self.is_form and self.form_pairs is not None:
+            form = {}
+            for name, item in self.form_pairs:
+                previous = form.get(name)
+                if previous is None:
+                    form[name] = item
+                elif isinstance(previous, list):
+                    previous.append(item)
+                else:
+                    form[name] = [previous, item]
+        return {
+            "vendor": vendor,
+            "time": time.time(),
+            "method": self.method,
+            "path": self.path,
+            "headers": dict(self.headers),
+            "body": self.text,
+            "json": value if parsed else None,
+            "form": form,
+        }
+
+
+@dataclass
+class Reply:
+    """Describe a vendor's answer before it is put on the wire.
+
+    :param status: the HTTP status code.
+    :param body: a JSON-able value, or ``None`` for an empty body.
+    :param headers: extra response headers, names lower-cased.
+    """
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether the status is a success (2xx)."""
+        return 200 <= self.status < 300
+
+
+class VendorContext:
+    """Give a vendor route its configuration, the clock, the credential check and token issuing.
+
+    :param vendor: the vendor's name.
+    :param config: the vendor's current configuration.
+    :param default_lifetime: the vendor's documented token lifetime in seconds.
+    :param check_credentials: ``(client_id, client_secret) -> bool``.
+    :param register_token: ``(token, expires_at) -> None``, remembers an issued token.
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        config: VendorConfig,
+        default_lifetime: int,
+        check_credentials: Callable[[str, str], bool],
+        register_token: Callable[[str, float], None],
+    ) -> None:
+        self.vendor = vendor
+        self.config = config
+        self.now = time.time()
+        self._default_lifetime = default_lifetime
+        self._check_credentials = check_credentials
+        self._register_token = register_token
+
+    @property
+    def lifetime(self) -> int:
+        """Return the configured token lifetime, or the vendor's default, in seconds."""
+        return self._default_lifetime if self.config.lifetime is None else self.config.lifetime
+
+    def credentials_valid(self, client_id: str, client_secret: str) -> bool:
+        """Tell whether the pair is accepted for this vendor."""
+        return self._check_credentials(client_id, client_secret)
+
+    def issue(self, lifetime: int) -> tuple[str, float]:
+        """Issue a random token valid for ``lifetime`` seconds from now; return it and its expiry."""
+        token = secrets.token_urlsafe(32)
+        expires_at = self.now + lifetime
+        self._register_token(token, expires_at)
+        return token, expires_at
+
+    def remember(self, token: str, expires_at: float) -> None:
+        """Remember a token the route built itself (e.g. a JWT) as issued until ``expires_at``."""
+        self._register_token(token, expires_at)
+
+
+Route = Callable[[TokenRequest, VendorContext], Reply]
+ErrorBody = Callable[[int], Any]
+
+
+@dataclass(frozen=True)
+class Vendor:
+    """Describe one emulated vendor.
+
+    :param name: the vendor's name (one of :data:`airflow_tokens.testing.VENDORS`).
+    :param path: the token endpoint's path (``POST``).
+    :param lifetime: the documented token lifetime in seconds.
+    :param route: the function answering a token request.
+    :param error_body: ``status -> body`` in the vendor's own error shape, used by faults.
+    :param options: names of the ``POST /_emulator/config`` options the vendor understands.
+    :param defaults: configuration values that differ from :class:`VendorConfig`'s defaults.
+    """
+
+    name: str
+    path: str
+    lifetime: int
+    route: Route
+    error_body: ErrorBody
+    options: frozenset[str]
+    defaults: Mapping[str, Any]
+
+    def default_config(self) -> VendorConfig:
+        """Return the vendor's configuration after a reset."""
+        return VendorConfig(**self.defaults)
+
+
+VENDOR_TABLE: dict[str, Vendor] = {}
+
+
+def vendor(
+    name: str,
+    path: str,
+    *,
+    lifetime: int,
+    error_body: ErrorBody,
+    options: frozenset[str] = frozenset(),
+    defaults: Mapping[str, Any] | None = None,
+) -> Callable[[Route], Route]:
+    """Register the decorated function as the token route of vendor ``name``."""
+
+    def register(route: Route) -> Route:
+        VENDOR_TABLE[name] = Vendor(
+            name=name,
+            path=path,
+            lifetime=lifetime,
+            route=route,
+            error_body=error_body,
+            options=COMMON_OPTIONS | options,
+            defaults=dict(defaults or {}),
+        )
+        return route
+
+    return register
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _reject_constant(name: str) -> Any:
+    """Refuse ``NaN`` and ``Infinity``, which are not JSON."""
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def _phrase(status: int) -> str:
+    """Return the reason phrase of an HTTP status."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _encode_segment(value: Mapping[str, Any]) -> str:
+    """Encode a JWT segment: compact JSON, base64url without padding."""
+    raw = json.dumps(value, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class BasicCredentials:
+    """Hold what an ``Authorization: Basic`` header carried.
+
+    :param present: whether the request used the Basic scheme at all.
+    :param candidates: the ``(client_id, client_secret)`` readings allowed by the configured
+        encoding; empty when the header is malformed.
+    """
+
+    present: bool
+    candidates: tuple[tuple[str, str], ...] = ()
+
+
+def basic_credentials(headers: Mapping[str, str], encoding: BasicAuthEncoding) -> BasicCredentials:
+    """Read HTTP Basic client credentials, as raw ``id:secret`` and/or form-urlencoded pairs."""
+    scheme, _, encoded = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return BasicCredentials(present=False)
+    try:
+        raw = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return BasicCredentials(present=True)
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = raw.decode("latin-1")
+    user, colon, password = decoded.partition(":")
+    if not colon:
+        return BasicCredentials(present=True)
+    readings: list[tuple[str, str]] = []
+    if encoding in ("either", "raw"):
+        readings.append((user, password))
+    if encoding in ("either", "form"):
+        form = (unquote_plus(user), unquote_plus(password))
+        if form not in readings:
+            readings.append(form)
+    return BasicCredentials(present=True, candidates=tuple(readings))
+
+
+def _expires_in(ctx: VendorContext, seconds: int) -> int | str:
+    """Render ``expires_in`` as the vendor is configured to: a number or a string."""
+    return str(seconds) if ctx.config.expires_in_as_string else seconds
+
+
+# --------------------------------------------------------------------------------------- sirv
+
+SIRV_SCOPE: Final = (
+    "account:read",
+    "account:write",
+    "user:read",
+    "user:write",
+    "billing:read",
+    "billing:write",
+    "files:read",
+    "files:write",
+    "videos",
+    "images",
+)
+SIRV_EXPIRES_IN_MIN: Final = 5
+SIRV_EXPIRES_IN_MAX: Final = 604800
+_SIRV_KEYS: Final = ("clientId", "clientSecret", "expiresIn")
+
+
+def _sirv_error(status: int, message: str | None = None) -> dict[str, Any]:
+    """Build Sirv's error body: ``{"statusCode", "error", "message"}``."""
+    return {"statusCode": status, "error": _phrase(status), "message": message or _phrase(status)}
+
+
+def _sirv_bad_request(message: str) -> Reply:
+    """Answer 400 in Sirv's shape."""
+    return Reply(400, _sirv_error(400, message))
+
+
+def _sirv_validate(req: TokenRequest) -> tuple[dict[str, Any], None] | tuple[None, Reply]:
+    """Validate the body against Sirv's JSON schema; return it, or the 400 reply."""
+    if not req.is_json:
+        if not req.media_type:
+            return None, _sirv_bad_request("body must be object")
+        return None, _sirv_bad_request(
+            f"Unsupported Media Type: {req.media_type}; the body must be JSON (application/json)"
+        )
+    parsed, body = req.json_value
+    if not parsed:
+        if not req.body.strip():
+            return None, _sirv_bad_request("body must be object")
+        return None, _sirv_bad_request("Body is not valid JSON but content-type is set to 'application/json'")
+    if not isinstance(body, dict):
+        return None, _sirv_bad_request("body must be object")
+    for key in ("clientId", "clientSecret"):
+        if key not in body:
+            return None, _sirv_bad_request(f"body must have required property '{key}'")
+    extra = sorted(set(body) - set(_SIRV_KEYS))
+    if extra:
+        return None, _sirv_bad_request(f"body must NOT have additional properties: '{extra[0]}'")
+    for key in ("clientId", "clientSecret"):
+        if not isinstance(body[key], str):
+            return None, _sirv_bad_request(f"body/{key} must be string")
+    if "expiresIn" in body:
+        value = body["expiresIn"]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None, _sirv_bad_request("body/expiresIn must be integer")
+        if value < SIRV_EXPIRES_IN_MIN:
+            return None, _sirv_bad_request(f"body/expiresIn must be >= {SIRV_EXPIRES_IN_MIN}")
+        if value > SIRV_EXPIRES_IN_MAX:
+            return None, _sirv_bad_request(f"body/expiresIn must be <= {SIRV_EXPIRES_IN_MAX}")
+        body = {**body, "expiresIn": value}
+    return body, None
+
+
+@vendor("sirv", "/v2/token", lifetime=1200, error_body=_sirv_error)
+def sirv(req: TokenRequest, ctx: VendorContext) -> Reply:
+    """Answer Sirv's ``POST /v2/token``: JSON ``{clientId, clientSecret[, expiresIn]}`` -> JWT."""
+    body, error = _sirv_validate(req)
+    if error is not None or body is None:
+        return error or _sirv_bad_request("body must be object")
+    if not ctx.credentials_valid(body["clientId"], body["clientSecret"]):
+        return Reply(401, _sirv_error(401, "Wrong credentials"))
+    expires_in = int(body.get("expiresIn", ctx.lifetime))
+    issued_at = int(ctx.now)
+    claims = {
+        "clientId": body["clientId"],
+        "clientName": "airflow-tokens emulator",
+        "scope": list(SIRV_SCOPE),
+        "iat": issued_at,
+        "exp": issued_at + expires_in,
+        "aud": "airflowtokensemulator",
+    }
+    jwt = ".".join(
+        (_encode_segment({"alg": "HS256", "typ": "JWT"}), _encode_segment(claims), secrets.token_urlsafe(32))
+    )
+    ctx.remember(jwt, issued_at + expires_in)
+    return Reply(200, {"token": jwt, "expiresIn": expires_in, "scope": list(SIRV_SCOPE)})
+
+
+# -------------------------------------------------------------------- OAuth-style error bodies
+
+_OAUTH_ERROR_CODES: Final = {
+    400: "invalid_request",
+    401: "invalid_client",
+    403: "unauthorized_client",
+    429: "too_many_requests",
+    503: "temporarily_unavailable",
+}
+
+
+def _oauth_error_code(status: int) -> str:
+    """Return the OAuth ``error`` code that best names an HTTP status."""
+    if status in _OAUTH_ERROR_CODES:
+        return _OAUTH_ERROR_CODES[status]
+    return "server_error" if status >= 500 else "invalid_request"
+
+
+def _oauth_error(status: int) -> dict[str, Any]:
+    """Build an RFC 6749 section 5.2 error body for a status."""
+    return {"error": _oauth_error_code(status), "error_description": _phrase(status)}
+
+
+def _oauth_reply(status: int, body: dict[str, Any], **headers: str) -> Reply:
+    """Answer as an RFC 6749 token endpoint does: never cacheable."""
+    return Reply(status, body, {"cache-control": "no-store", "pragma": "no-cache", **headers})
+
+
+# -------------------------------------------------------------------------------- 360learning
+
+
+def _learning_error(status: int) -> dict[str, Any]:
+    """Build 360Learning's error body: ``{"error": code}``."""
+    return {"error": _oauth_error_code(status)}
+
+
+@vendor(
+    "360learning",
+    "/api/v2/oauth2/token",
+    lifetime=3600,
+    error_body=_learning_error,
+    options=frozenset({"expires_in_as_string"}),
+    defaults={"expires_in_as_string": True},
+)
+def learning360(req: TokenRequest, ctx: VendorContext) -> Reply:
+    """Answer 360Learning's ``POST /api/v2/oauth2/token``: JSON client credentials grant."""
+    invalid = Reply(400, {"error": "invalid_request"})
+    parsed, body = req.json_value
+    if not req.is_json or not parsed or not isinstance(body, dict):
+        return invalid
+    grant_type = body.get("grant_type")
+    if not isinstance(grant_type, str):
+        return invalid
+    if grant_type != "client_credentials":
+        return Reply(400, {"error": "unsupported_grant_type"})
+    client_id, client_secret = body.get("client_id"), body.get("client_secret")
+    if not isinstance(client_id, str) or not isinstance(client_secret, str):
+        return invalid
+    if not ctx.credentials_valid(client_id, client_secret):
+        return Reply(401, {"error": "invalid_client"})
+    lifetime = ctx.lifetime
+    token, _ = ctx.issue(lifetime)
+    return Reply(
+        200, {"token_type": "Bearer", "access_token": token, "expires_in": _expires_in(ctx, lifetime)}
+    )
+
+
+# -------------------------------------------------------------------------------------- manis
+
+
+def _manis_timestamp() -> str:
+    """Return now as Manis formats it: ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` (UTC)."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def _manis_problem(status: int, detail: str | None = None) -> dict[str, Any]:
+    """Build Manis's problem-details error body."""
+    return {
+        "timestamp": _manis_timestamp(),
+        "title": _phrase(status),
+        "type": "about:blank",
+        "status": status,
+        "soaCode": f"AUTH-{status}",
+        "detail": detail or _phrase(status),
+    }
+
+
+def _manis_error(status: int) -> dict[str, Any]:
+    """Build Manis's error body for a status: 401 ``{message, timestamp}``, else problem details."""
+    if status == 401:
+        return {"message": "Invalid merchant credentials", "timestamp": _manis_timestamp()}
+    return _manis_problem(status)
+
+
+@vendor(
+    "manis",
+    "/api/v1/auth/token",
+    lifetime=3600,
+    error_body=_manis_error,
+    options=frozenset({"expires_at_unit"}),
+)
+def manis(req: TokenRequest, ctx: VendorContext) -> Reply:
+    """Answer Manis's ``POST /api/v1/auth/token``: headers ``x-merchant-id`` and ``x-secret``."""
+    for header in ("x-merchant-id", "x-secret"):
+        if not req.headers.get(header):
+            detail = f"Required request header '{header}' for method parameter type String is not present"
+            return Reply(400, _manis_problem(400, detail))
+    if not ctx.credentials_valid(req.headers["x-merchant-id"], req.headers["x-secret"]):
+        return Reply(401, _manis_error(401))
+    token, expires_at = ctx.issue(ctx.lifetime)
+    epoch = int(expires_at * 1000) if ctx.config.expires_at_unit == "ms" else int(expires_at)
+    return Reply(200, {"tokenType": "Bearer", "token": token, "expiresAt": epoch})
+
+
+# ------------------------------------------------------------------------------------- podero
+
+
+@vendor(
+    "podero",
+    "/oauth2/token/",
+    lifetime=36000,
+    error_body=_oauth_error,
+    options=frozenset({"expires_in_as_string", "basic_auth_encoding"}),
+)
+def podero(req: TokenRequest, ctx: VendorContext) -> Reply:
+    """Answer Podero's ``POST /oauth2/token/``: HTTP Basic client auth, JSON ``grant_type``."""
+    parsed, body = req.json_value
+    if not req.is_json or not parsed or not isinstance(body, dict):
+        return Reply(
+            400, {"error": "invalid_request", "error_description": "The body must be a JSON object."}
+        )
+    grant_type = body.get("grant_type")
+    if not isinstance(grant_type, str) or not grant_type:
+        return Reply(
+            400, {"error": "invalid_request", "error_description": "Request is missing grant_type parameter."}
+        )
+    if grant_type != "client_credentials":
+        return Reply(
+            400,
+            {
+                "error": "unsupported_grant_type",
+                "error_description": f"Unsupported grant type {grant_type!r}.",
+            },
+        )
+    basic = basic_credentials(req.headers, ctx.config.basic_auth_encoding)
+    if not basic.present:
+        return Reply(401, {"error": "invalid_client", "error_description": "Client authentication required."})
+    if not any(ctx.credentials_valid(cid, secret) for cid, secret in basic.candidates):
+        return Reply(401, {"error": "invalid_client", "error_description": "Invalid client credentials."})
+    lifetime = ctx.lifetime
+    token, _ = ctx.issue(lifetime)
+    return Reply(
+        200,
+        {
+            "access_token": token,
+            "expires_in": _expires_in(ctx, lifetime),
+            "token_type": "Bearer",
+            "scope": "read write",
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------- oauth2
+
+
+def _oauth2_params(req: TokenRequest) -> tuple[dict[str, Any], None] | tuple[None, Reply]:
+    """Read the parameters of a form-urlencoded or JSON body; return them, or the 400 reply."""
+
+    def invalid(description: str) -> tuple[None, Reply]:
+        return None, _oauth_reply(400, {"error": "invalid_request", "error_description": description})
+
+    if req.is_form:
+        pairs = req.form_pairs
+        if pairs is None:
+            return invalid("The request body is not valid application/x-www-form-urlencoded UTF-8.")
+        params: dict[str, Any] = {}
+        for name, value in pairs:
+            if name in params:
+                return invalid(f"Parameter '{name}' is included more than once.")
+            params[name] = value
+        return params, None
+    if req.is_json:
+        parsed, body = req.json_value
+        if not parsed or not isinstance(body, dict):
+            return invalid("The request body must be a JSON object.")
+        for name in ("grant_type", "client_id", "client_secret", "scope", "audience"):
+            if name in body and not isinstance(body[name], str):
+                return invalid(f"Parameter '{name}' must be a string.")
+        return body, None
+    return invalid(
+        "Unsupported Content-Type; send application/x-www-form-urlencoded (RFC 6749) or application/json."
+    )
+
+
+@vendor(
+    "oauth2",
+    "/oauth2/token",
+    lifetime=3600,
+    error_body=_oauth_error,
+    options=frozenset({"expires_in_as_string", "basic_auth_encoding"}),
+)
+def oauth2(req: TokenRequest, ctx: VendorContext) -> Reply:
+    """Answer a generic RFC 6749 section 4.4 client credentials grant (basic, post or JSON auth)."""
+    params, error = _oauth2_params(req)
+    if error is not None or params is None:
+        return error or _oauth_reply(400, _oauth_error(400))
+    grant_type = params.get("grant_type")
+    if not grant_type:
+        return _oauth_reply(
+            400, {"error": "invalid_request", "error_description": "Missing required parameter 'grant_type'."}
+        )
+    if grant_type != "client_credentials":
+        return _oauth_reply(
+            400,
+            {
+                "error": "unsupported_grant_type",
+                "error_description": f"Grant type {grant_type!r} is not supported; use client_credentials.",
+            },
+        )
+    basic = basic_credentials(req.headers, ctx.config.basic_auth_encoding)
+    if basic.present:
+        if "client_secret" in params:
+            return _oauth_reply(
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "More than one client authentication method was used.",
+                },
+            )
+        if not any(ctx.credentials_valid(cid, secret) for cid, secret in basic.candidates):
+            return _oauth_reply(
+                401,
+                {"error": "invalid_client", "error_description": "Client authentication failed."},
+                **{"www-authenticate": 'Basic realm="airflow-tokens-emulator"'},
+            )
+    else:
+        client_id, client_secret = params.get("client_id"), params.get("client_secret")
+        if not isinstance(client_id, str) or not isinstance(client_secret, str):
+            return _oauth_reply(
+                401,
+                {
+                    "error": "invalid_client",
+                    "error_description": "Client authentication failed: no credentials.",
+                },
+            )
+        if not ctx.credentials_valid(client_id, client_secret):
+            return _oauth_reply(
+                401, {"error": "invalid_client", "error_description": "Client authentication failed."}
+            )
+    lifetime = ctx.lifetime
+    token, _ = ctx.issue(lifetime)
+    body: dict[str, Any] = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": _expires_in(ctx, lifetime),
+    }
+    if params.get("scope"):
+        body["scope"] = params["scope"]
+    return _oauth_reply(200, body)
+
+
+if tuple(VENDOR_TABLE) != VENDORS:  # pragma: no cover - a registration mistake
+    raise RuntimeError(f"vendor table {tuple(VENDOR_TABLE)} does not match VENDORS {VENDORS}")

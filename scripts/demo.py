@@ -1,0 +1,148 @@
+"""Run the example DAGs with `airflow dags test` against the vendor emulator and print what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorClient
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = REPO / ".demo" / "airflow_home"
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example DAG, the connection it uses and the emulator vendor behind it."""
+
+    dag_id: str
+    conn_id: str
+    vendor: str
+    conn: dict[str, object]
+
+
+def examples(url: str) -> list[Example]:
+    """Return the example DAGs with connections that point at the emulator."""
+    creds = {"login": EMULATOR_CLIENT_ID, "password": EMULATOR_CLIENT_SECRET}
+    return [
+        Example("sirv_token_example", "sirv_default", "sirv", {"conn_type": "sirv", "host": url, **creds}),
+    ]
+
+
+def airflow_env() -> dict[str, str]:
+    """Return the environment of a private SQLite Airflow home inside the repository."""
+    HOME.mkdir(parents=True, exist_ok=True)
+    key_file = HOME / "fernet.key"
+    if not key_file.exists():
+        key_file.write_bytes(Fernet.generate_key())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(HOME),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_example"),
+            "AIRFLOW__CORE__FERNET_KEY": key_file.read_text().strip(),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
+        }
+    )
+    return env
+
+
+def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """Start the emulator on a free port and return the process and its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_tokens.testing", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"http://[\d.]+:\d+", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"the emulator did not start: {line!r}")
+    url = match.group(0)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{url}/_emulator/stats", timeout=1).raise_for_status()
+            return proc, url
+        except requests.RequestException:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the emulator did not answer")
+
+
+def task_states(env: dict[str, str], dag_id: str) -> dict[str, str]:
+    """Return the task states of the DAG's latest run."""
+    runs = subprocess.run(
+        [BIN / "airflow", "dags", "list-runs", dag_id, "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    run_id = json.loads(runs.stdout)[0]["run_id"]
+    states = subprocess.run(
+        [BIN / "airflow", "tasks", "states-for-dag-run", dag_id, run_id, "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {row["task_id"]: row["state"] for row in json.loads(states.stdout)}
+
+
+def main() -> int:
+    """Run the demo and print its summary; return the exit code."""
+    env = airflow_env()
+    print(f"Airflow home: {HOME.relative_to(REPO)} (SQLite)")
+    subprocess.run([BIN / "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    emulator, url = start_emulator(env)
+    print(f"Vendor emulator: {url}")
+    client = EmulatorClient(url)
+    failed = False
+    try:
+        for example in examples(url):
+            env[f"AIRFLOW_CONN_{example.conn_id.upper()}"] = json.dumps(example.conn)
+            log_file = HOME.parent / f"{example.dag_id}.log"
+            with log_file.open("w") as out:
+                result = subprocess.run(
+                    [BIN / "airflow", "dags", "test", example.dag_id],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            states = task_states(env, example.dag_id)
+            got = sorted(task for task, state in states.items() if state == "success")
+            requests_seen = client.token_requests(example.vendor)
+            shown = re.findall(r"Got \S+ token (\S+)", log_file.read_text())
+            ok = result.returncode == 0 and len(got) == len(states) and requests_seen == 1
+            failed |= not ok
+            print(f"\n{example.dag_id}: {'success' if ok else 'FAILED'} (log: {log_file.relative_to(REPO)})")
+            print(f"  tasks that got a token : {len(got)} of {len(states)} ({', '.join(got)})")
+            print(f"  token requests seen    : {requests_seen}")
+            print(f"  token as logged        : {', '.join(sorted(set(shown))) or 'not logged'}")
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+    print("\nEvery task above reused one token per vendor; the emulator counted the requests.")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if shutil.which("airflow", path=str(BIN)) is None:
+        raise SystemExit("run through `make demo`, which installs the package first")
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The provider registers its hooks and connection forms where Airflow's CLI and UI look."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from functools import cache
+from typing import Any
+
+import pytest
+
+from airflow_tokens.get_provider_info import get_provider_info
+
+INFO = get_provider_info()
+CONN_TYPES = {entry["connection-type"]: entry for entry in INFO["connection-types"]}
+
+
+@cache
+def airflow_cli(*args: str) -> Any:
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", *args, "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+    )
+    return json.loads(out.stdout)
+
+
+def test_provider_info_matches_airflow_schema_and_distribution() -> None:
+    from airflow.providers_manager import _create_provider_info_schema_validator
+
+    _create_provider_info_schema_validator().validate(INFO)
+    from importlib.metadata import distribution
+
+    assert INFO["package-name"] == distribution("airflow-tokens").metadata["Name"]
+
+
+@pytest.mark.parametrize("conn_type", sorted(CONN_TYPES))
+def test_hook_class_declares_what_provider_info_says(conn_type: str) -> None:
+    entry = CONN_TYPES[conn_type]
+    module, _, name = entry["hook-class-name"].rpartition(".")
+    hook = getattr(importlib.import_module(module), name)
+    assert hook.conn_type == conn_type
+    assert hook.hook_name == entry["hook-name"]
+    assert hook.default_conn_name == f"{conn_type}_default"
+    assert hook.conn_name_attr.endswith("_conn_id")
+    assert "get_connection_form_widgets" not in hook.__dict__
+    assert "get_ui_field_behaviour" not in hook.__dict__
+
+
+@pytest.mark.parametrize("conn_type", sorted(CONN_TYPES))
+def test_no_non_secret_field_name_would_be_masked(conn_type: str) -> None:
+    from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
+
+    for field, spec in CONN_TYPES[conn_type].get("conn-fields", {}).items():
+        sensitive = spec["schema"].get("format") == "password"
+        assert should_hide_value_for_key(field) == sensitive, field
+
+
+def test_cli_lists_hooks_widgets_and_behaviours() -> None:
+    hooks = {row["connection_type"]: row for row in airflow_cli("providers", "hooks")}
+    widgets = {row["connection_parameter_name"] for row in airflow_cli("providers", "widgets")}
+    behaviours = {row["field_behaviours"] for row in airflow_cli("providers", "behaviours")}
+    for conn_type, entry in CONN_TYPES.items():
+        assert hooks[conn_type]["class"] == entry["hook-class-name"]
+        assert hooks[conn_type]["package_name"] == "airflow-tokens"
+        for field in entry.get("conn-fields", {}):
+            assert f"extra__{conn_type}__{field}" in widgets
+        assert conn_type in behaviours
+
+
+@pytest.fixture(scope="module")
+def hook_meta(airflow_db: object) -> dict[str, Any]:
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app()) as client:
+        response = client.get("/ui/connections/hook_meta")
+    assert response.status_code == 200
+    return {row["connection_type"]: row for row in response.json()}
+
+
+def test_ui_hook_meta_shows_sirv_form(hook_meta: dict[str, Any]) -> None:
+    sirv = hook_meta["sirv"]
+    assert sirv["hook_name"] == "Sirv"
+    fields = sirv["standard_fields"]
+    assert fields["login"]["title"] == "Client ID"
+    assert fields["password"]["title"] == "Client Secret"
+    assert fields["host"]["placeholder"] == "https://api.sirv.com"
+    assert fields["url_schema"]["hidden"]
+    assert fields["port"]["hidden"]
+    lifetime = sirv["extra_fields"]["expires_in"]
+    assert lifetime["schema"]["minimum"] == 5
+    assert lifetime["schema"]["maximum"] == 604800
+    assert lifetime["schema"]["title"]
+
+
+@pytest.mark.parametrize("conn_type", sorted(CONN_TYPES))
+def test_ui_hook_meta_has_every_connection_type(hook_meta: dict[str, Any], conn_type: str) -> None:
+    meta = hook_meta[conn_type]
+    entry = CONN_TYPES[conn_type]
+    assert set(meta["extra_fields"] or {}) == set(entry.get("conn-fields", {}))
+    for field, label in entry["ui-field-behaviour"]["relabeling"].items():
+        assert meta["standard_fields"][field]["title"] == label
