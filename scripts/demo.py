@@ -11,11 +11,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
+from airflow.sdk._shared.secrets_masker import redact
+from airflow.sdk.log import mask_secret
 from cryptography.fernet import Fernet
 
+from airflow_tokens.cache import CacheEntry, VariableStore
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorClient
+
+if TYPE_CHECKING:
+    from airflow_tokens.token import AccessToken
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".demo" / "airflow_home"
@@ -29,7 +36,12 @@ class Example:
     dag_id: str
     conn_id: str
     vendor: str
-    conn: dict[str, object]
+    conn: dict[str, Any]
+
+    @property
+    def vendor_conn_type(self) -> str:
+        """Return the connection type (the first part of the cache key)."""
+        return str(self.conn["conn_type"])
 
 
 def examples(url: str) -> list[Example]:
@@ -43,6 +55,7 @@ def examples(url: str) -> list[Example]:
 def airflow_env() -> dict[str, str]:
     """Return the environment of a private SQLite Airflow home inside the repository."""
     HOME.mkdir(parents=True, exist_ok=True)
+    (HOME / "airflow.db").unlink(missing_ok=True)  # every demo starts from an empty metadata database
     key_file = HOME / "fernet.key"
     if not key_file.exists():
         key_file.write_bytes(Fernet.generate_key())
@@ -85,24 +98,29 @@ def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     raise SystemExit("the emulator did not answer")
 
 
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    """Run an airflow CLI command with JSON output and return the parsed result."""
+    out = subprocess.run(
+        [BIN / "airflow", *args, "-o", "json"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(next(line for line in out.splitlines() if line.startswith(("[", "{"))))
+
+
 def task_states(env: dict[str, str], dag_id: str) -> dict[str, str]:
     """Return the task states of the DAG's latest run."""
-    runs = subprocess.run(
-        [BIN / "airflow", "dags", "list-runs", dag_id, "-o", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    run_id = json.loads(runs.stdout)[0]["run_id"]
-    states = subprocess.run(
-        [BIN / "airflow", "tasks", "states-for-dag-run", dag_id, run_id, "-o", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {row["task_id"]: row["state"] for row in json.loads(states.stdout)}
+    run_id = cli_json(env, "dags", "list-runs", dag_id)[0]["run_id"]
+    rows = cli_json(env, "tasks", "states-for-dag-run", dag_id, run_id)
+    return {row["task_id"]: row["state"] for row in rows}
+
+
+def cached_token(env: dict[str, str], conn_type: str, conn_id: str) -> AccessToken | None:
+    """Return the token the tasks cached in the Variable, read back through the airflow CLI."""
+    key = VariableStore.variable_key(f"{conn_type}.{conn_id}")
+    out = subprocess.run(
+        [BIN / "airflow", "variables", "get", key], env=env, capture_output=True, text=True, check=False
+    ).stdout
+    line = next((line for line in out.splitlines() if line.startswith("{")), None)
+    return CacheEntry.from_json(line).token if line else None
 
 
 def main() -> int:
@@ -128,13 +146,17 @@ def main() -> int:
             states = task_states(env, example.dag_id)
             got = sorted(task for task, state in states.items() if state == "success")
             requests_seen = client.token_requests(example.vendor)
-            shown = re.findall(r"Got \S+ token (\S+)", log_file.read_text())
+            token = cached_token(env, example.vendor_conn_type, example.conn_id)
+            if token is not None:
+                mask_secret(token.token)
             ok = result.returncode == 0 and len(got) == len(states) and requests_seen == 1
             failed |= not ok
             print(f"\n{example.dag_id}: {'success' if ok else 'FAILED'} (log: {log_file.relative_to(REPO)})")
             print(f"  tasks that got a token : {len(got)} of {len(states)} ({', '.join(got)})")
             print(f"  token requests seen    : {requests_seen}")
-            print(f"  token as logged        : {', '.join(sorted(set(shown))) or 'not logged'}")
+            if token is not None:
+                print(f"  cached in Variable     : {token.token_type} token, {token.lifetime:.0f} s lifetime")
+            print(f"  as task logs show it   : {redact(f'Bearer {token.token}') if token else 'no token'}")
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
