@@ -1,0 +1,48 @@
+"""360Learning: POST {region base}/api/v2/oauth2/token with a JSON client-credentials body."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow_tokens.fetch import TokenRequest
+from airflow_tokens.hooks.base import TokenHook
+from airflow_tokens.response import ResponseFields
+
+if TYPE_CHECKING:
+    from airflow_tokens.hooks.base import ConnectionSettings
+
+REGIONS = {"eu": "https://app.360learning.com", "us": "https://app.us.360learning.com"}
+
+
+class Learning360TokenHook(TokenHook):
+    """
+    Fetch and cache 360Learning API tokens (valid one hour).
+
+    :param learning360_conn_id: the 360Learning connection (login = client ID, password = client secret,
+        extra ``region`` EU or US).
+    """
+
+    conn_name_attr = "learning360_conn_id"
+    default_conn_name = "360learning_default"
+    conn_type = "360learning"
+    hook_name = "360Learning"
+    token_path = "/api/v2/oauth2/token"
+    response_fields = ResponseFields(default_lifetime=3600)
+
+    def resolve_base_url(self, settings: ConnectionSettings) -> str:
+        """Return the host if set, else the region's base URL (EU by default)."""
+        return settings.base_url(settings.choice("region", REGIONS, "EU"))
+
+    def build_request(self, settings: ConnectionSettings, base_url: str) -> TokenRequest:
+        """Return 360Learning's token request."""
+        client_secret = settings.credential("password", self.password_label)
+        return TokenRequest(
+            url=base_url + self.token_path,
+            secrets=(client_secret,),
+            headers={"accept": "application/json", "content-type": "application/json"},
+            json={
+                "grant_type": "client_credentials",
+                "client_id": settings.credential("login", self.login_label),
+                "client_secret": client_secret,
+            },
+        )
