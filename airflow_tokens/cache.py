@@ -9,11 +9,13 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import filelock
 
+from airflow_tokens.exceptions import TokenCacheError
 from airflow_tokens.token import AccessToken
 
 if TYPE_CHECKING:
@@ -110,6 +112,90 @@ class VariableStore:
             entry.to_json(),
             description="Access token cached by airflow-tokens (replaced automatically before expiry).",
         )
+
+
+XCOM_FORMAT = "airflow-tokens/xcom/1"
+
+
+def require_fernet(conn_id: str) -> Any:
+    """Return the deployment's Fernet; refuse when none is configured (never fall back to plain text)."""
+    from airflow.sdk.crypto import get_fernet
+
+    fernet = get_fernet()
+    if not getattr(fernet, "is_encrypted", False):
+        raise TokenCacheError(
+            conn_id,
+            "XCom token caching needs a Fernet key so the token is never stored in plain text: "
+            "set [core] fernet_key (environment variable AIRFLOW__CORE__FERNET_KEY)",
+        )
+    return fernet
+
+
+def encode_envelope(conn_id: str, entry: CacheEntry) -> dict[str, Any]:
+    """Return the XCom value for a token: metadata in clear, token and fingerprint Fernet-encrypted."""
+    secret = json.dumps({"token": entry.token.token, "fingerprint": entry.fingerprint})
+    token = entry.token
+    return {
+        "format": XCOM_FORMAT,
+        "conn_id": conn_id,
+        "token_type": token.token_type,
+        "expires_at": token.expires_at.isoformat(),
+        "obtained_at": token.obtained_at.isoformat(),
+        "scope": list(token.scope) if token.scope is not None else None,
+        "encrypted": require_fernet(conn_id).encrypt(secret.encode()).decode(),
+    }
+
+
+def decode_envelope(conn_id: str, value: Any) -> CacheEntry:
+    """Return the entry inside an XCom envelope; raise ValueError when it is foreign or undecryptable."""
+    from cryptography.fernet import InvalidToken
+
+    if not isinstance(value, dict) or value.get("format") != XCOM_FORMAT:
+        raise ValueError("not an airflow-tokens token envelope")
+    try:
+        secret = json.loads(require_fernet(conn_id).decrypt(str(value.get("encrypted", "")).encode()))
+        expires_at = datetime.fromisoformat(value["expires_at"])
+        obtained_at = datetime.fromisoformat(value["obtained_at"])
+    except (InvalidToken, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"undecryptable or malformed envelope ({type(exc).__name__})") from None
+    data = {**value, **secret, "expires_at": expires_at.timestamp(), "obtained_at": obtained_at.timestamp()}
+    return CacheEntry.from_json({**data, "format": ENTRY_FORMAT})
+
+
+class XComStore:
+    """
+    Read the token a :class:`~airflow_tokens.operators.token.FetchTokenOperator` pushed, in this DAG run.
+
+    :param task_id: the producing task.
+    :param conn_id: the connection (for messages).
+    """
+
+    name = "xcom"
+
+    def __init__(self, task_id: str, conn_id: str) -> None:
+        self.task_id = task_id
+        self.conn_id = conn_id
+
+    def available(self) -> bool:
+        """Say whether XCom can be read (only inside a task)."""
+        return in_task()
+
+    def load(self, key: str) -> CacheEntry | None:
+        """Return the producer's token, or None when absent, foreign or undecryptable."""
+        from airflow.sdk import get_current_context
+
+        value = get_current_context()["ti"].xcom_pull(task_ids=self.task_id)
+        if value is None:
+            log.warning("Task %s pushed no token envelope; fetching a token", self.task_id)
+            return None
+        try:
+            return decode_envelope(self.conn_id, value)
+        except ValueError as exc:
+            log.warning("Ignoring the token envelope of task %s: %s", self.task_id, exc)
+            return None
+
+    def save(self, key: str, entry: CacheEntry) -> None:
+        """Keep a token fetched here in this process only: only the producer task pushes to XCom."""
 
 
 _masked: set[str] = set()

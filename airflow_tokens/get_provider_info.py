@@ -167,5 +167,8 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Airflow Tokens", "tags": ["service"]},
         ],
         "hooks": [{"integration-name": "Airflow Tokens", "python-modules": modules}],
+        "operators": [
+            {"integration-name": "Airflow Tokens", "python-modules": ["airflow_tokens.operators.token"]},
+        ],
         "connection-types": CONNECTION_TYPES,
     }

@@ -25,6 +25,7 @@ os.environ.update(
         "AIRFLOW__CORE__FERNET_KEY": "hQbr6Bci8H2bA3lNFnGRvTAxqD1tbE3p8K8bRrVJvq8=",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW__API_AUTH__JWT_SECRET": "0123456789abcdef" * 5,
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     }

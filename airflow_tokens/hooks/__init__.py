@@ -1,3 +1,37 @@
-"""Token hooks, one module per vendor."""
+"""Token hooks, one module per vendor, and a lookup of the hook for any connection."""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_tokens.hooks.base import TokenHook
+
+
+def hook_class_for(conn_type: str) -> type[TokenHook] | None:
+    """Return the hook class registered for ``conn_type``, or None if it is not one of ours."""
+    from airflow_tokens.get_provider_info import CONNECTION_TYPES
+
+    for entry in CONNECTION_TYPES:
+        if entry["connection-type"] == conn_type:
+            module, _, name = entry["hook-class-name"].rpartition(".")
+            hook: type[TokenHook] = getattr(importlib.import_module(module), name)
+            return hook
+    return None
+
+
+def get_token_hook(conn_id: str, **options: Any) -> TokenHook:
+    """Return the vendor hook for any airflow-tokens connection, chosen by its connection type."""
+    from airflow.sdk import BaseHook
+
+    from airflow_tokens.exceptions import TokenConfigError
+    from airflow_tokens.get_provider_info import CONNECTION_TYPES
+
+    conn_type = BaseHook.get_connection(conn_id).conn_type or ""
+    hook = hook_class_for(conn_type)
+    if hook is None:
+        known = ", ".join(entry["connection-type"] for entry in CONNECTION_TYPES)
+        raise TokenConfigError(conn_id, "conn_type", f"{conn_type!r} is not one of {known}")
+    options[hook.conn_name_attr] = conn_id
+    return hook(**options)

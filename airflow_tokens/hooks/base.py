@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import requests
 from airflow.sdk import BaseHook
 
-from airflow_tokens.cache import TokenCache, VariableStore, mask_once
+from airflow_tokens.cache import TokenCache, VariableStore, XComStore, mask_once
 from airflow_tokens.exceptions import TokenConfigError, TokenError
 from airflow_tokens.fetch import TokenRequest, Transport, fetch_token
 from airflow_tokens.response import ResponseFields
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 #: Cache names accepted by the ``cache`` option and connection extra.
-CACHES = ("variable", "memory", "none")
+CACHES = ("variable", "memory", "xcom", "none")
 DEFAULT_REFRESH_MARGIN = 60.0
 DEFAULT_TIMEOUT = (10.0, 30.0)
 DEFAULT_RETRY = RetryPolicy()
@@ -139,7 +139,9 @@ class TokenHook(BaseHook):
     Options passed here win over the connection's extras, which win over the defaults.
 
     :param cache: ``"variable"`` (default: shared by all tasks; memory outside a task), ``"memory"``,
-        ``"none"``, or a :class:`~airflow_tokens.cache.TokenCache`.
+        ``"xcom"`` (with ``xcom_task_id``), ``"none"``, or a :class:`~airflow_tokens.cache.TokenCache`.
+    :param xcom_task_id: with ``cache="xcom"``, the task id of the
+        :class:`~airflow_tokens.operators.token.FetchTokenOperator` whose encrypted token to reuse.
     :param refresh_margin: seconds before expiry at which a token is replaced (default 60, at most a
         quarter of the token's lifetime).
     :param timeout: connect and read timeouts in seconds, or one number for both (default 10, 30).
@@ -171,6 +173,7 @@ class TokenHook(BaseHook):
         timeout: float | tuple[float, float] | None = None,
         retry: RetryPolicy | tenacity.Retrying | None = None,
         session: requests.Session | None = None,
+        xcom_task_id: str | None = None,
         **kwargs: str,
     ) -> None:
         conn_id = kwargs.pop(self.conn_name_attr, self.default_conn_name)
@@ -183,6 +186,7 @@ class TokenHook(BaseHook):
         self._timeout_option = timeout
         self._retry_option = retry
         self._session = session
+        self._xcom_task_id = xcom_task_id
 
     # Vendor hooks override this: turn the validated connection into the token request.
     def build_request(self, settings: ConnectionSettings, base_url: str) -> TokenRequest:
@@ -226,6 +230,12 @@ class TokenHook(BaseHook):
         name = option if option is not None else self.settings.extra("cache", str, "variable")
         if name not in CACHES:
             raise TokenConfigError(self.conn_id, "cache", f"{name!r} is not one of {', '.join(CACHES)}")
+        if name == "xcom":
+            if not self._xcom_task_id:
+                raise TokenConfigError(
+                    self.conn_id, "xcom_task_id", "cache='xcom' needs the task id of the FetchTokenOperator"
+                )
+            return TokenCache(XComStore(self._xcom_task_id, self.conn_id))
         return TokenCache(VariableStore() if name == "variable" else None)
 
     @cached_property

@@ -1,0 +1,3 @@
+"""Operators of airflow-tokens."""
+
+from __future__ import annotations
