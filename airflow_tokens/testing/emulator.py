@@ -273,6 +273,7 @@ class EmulatorState:
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_LIMIT)
         self._faults: dict[str, deque[_FaultSpec]] = {}
         self._tokens: dict[str, _IssuedToken] = {}
+        self._issued: list[str] = []
         self._credentials: dict[str, set[tuple[str, str]]] = {}
         self._config: dict[str, VendorConfig] = {}
         self.reset()
@@ -285,6 +286,7 @@ class EmulatorState:
             self._log.clear()
             self._faults = {name: deque() for name in VENDORS}
             self._tokens.clear()
+            self._issued.clear()
             self._credentials = {name: {(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET)} for name in VENDORS}
             self._config = {name: VENDOR_TABLE[name].default_config() for name in VENDORS}
 
@@ -310,6 +312,7 @@ class EmulatorState:
                 now = time.time()
                 self._tokens = {k: v for k, v in self._tokens.items() if v.expires_at > now}
             self._tokens[token] = _IssuedToken(vendor, expires_at)
+            self._issued.append(token)
 
     def context(self, vendor: Vendor) -> VendorContext:
         """Return the context a vendor route runs with."""
@@ -367,6 +370,11 @@ class EmulatorState:
         name = None if vendor is None else _vendor(vendor).name
         with self._lock:
             return [copy.deepcopy(r) for r in self._log if name is None or r["vendor"] == name]
+
+    def issued_tokens(self) -> list[str]:
+        """Return every token value issued since the last reset, oldest first (revoked and expired too)."""
+        with self._lock:
+            return list(self._issued)
 
     def inject(self, vendor: str, *faults: Mapping[str, Any]) -> int:
         """Queue faults for ``vendor``'s next token requests; return the queue's length."""
@@ -635,6 +643,11 @@ def _admin_routes(app: FastAPI, state: EmulatorState) -> None:
             return state.requests(vendor)
         except ValueError as exc:
             raise bad_request(exc) from None
+
+    @app.get(f"{ADMIN_PREFIX}/issued")
+    async def issued() -> list[str]:
+        """Return every token value issued since the last reset, oldest first (for leak audits)."""
+        return state.issued_tokens()
 
     @app.post(f"{ADMIN_PREFIX}/faults")
     async def faults(request: Request) -> dict[str, Any]:
@@ -927,6 +940,11 @@ class EmulatorClient:
         result: list[dict[str, Any]] = self._call(
             "GET", "requests", params=None if vendor is None else {"vendor": vendor}
         )
+        return result
+
+    def issued_tokens(self) -> list[str]:
+        """Return every token value the emulator issued since the last reset, oldest first."""
+        result: list[str] = self._call("GET", "issued")
         return result
 
     def inject(self, vendor: str, *faults: Mapping[str, Any]) -> None:

@@ -870,6 +870,22 @@ def test_stats_and_request_log(token_emulator: EmulatorServer) -> None:
     assert client.requests() == []
 
 
+def test_issued_tokens_lists_every_token_until_reset(token_emulator: EmulatorServer) -> None:
+    client = token_emulator.client
+    assert client.issued_tokens() == []
+    issued = [get_token(token_emulator, vendor) for vendor in VENDORS]
+    post(token_emulator, "sirv", json={"clientId": ID, "clientSecret": "wrong"})  # refused: issues nothing
+    assert client.issued_tokens() == issued
+    # Revoked and expired tokens were still handed out: an audit must keep looking for them.
+    client.revoke()
+    client.configure("oauth2", lifetime=0)
+    issued.append(get_token(token_emulator, "oauth2"))
+    assert client.issued_tokens() == issued
+    assert requests.get(f"{token_emulator.url}/_emulator/issued", timeout=5).json() == issued
+    client.reset()
+    assert client.issued_tokens() == []
+
+
 def test_admin_validation(token_emulator: EmulatorServer) -> None:
     client = token_emulator.client
     with pytest.raises(EmulatorError, match="unknown vendor"):
