@@ -19,6 +19,7 @@ from airflow.sdk.log import mask_secret
 from cryptography.fernet import Fernet
 
 from airflow_tokens.cache import CacheEntry, VariableStore
+from airflow_tokens.get_provider_info import get_provider_info
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorClient
 
 if TYPE_CHECKING:
@@ -47,8 +48,22 @@ class Example:
 def examples(url: str) -> list[Example]:
     """Return the example DAGs with connections that point at the emulator."""
     creds = {"login": EMULATOR_CLIENT_ID, "password": EMULATOR_CLIENT_SECRET}
+    oauth2 = {"conn_type": "oauth2_client_credentials", "host": f"{url}/oauth2/token", **creds}
     return [
         Example("sirv_token_example", "sirv_default", "sirv", {"conn_type": "sirv", "host": url, **creds}),
+        Example(
+            "learning360_token_example",
+            "360learning_default",
+            "360learning",
+            {"conn_type": "360learning", "host": url, **creds},
+        ),
+        Example(
+            "manis_token_example", "manis_default", "manis", {"conn_type": "manis", "host": url, **creds}
+        ),
+        Example(
+            "podero_token_example", "podero_default", "podero", {"conn_type": "podero", "host": url, **creds}
+        ),
+        Example("oauth2_token_example", "oauth2_client_credentials_default", "oauth2", oauth2),
     ]
 
 
@@ -132,6 +147,7 @@ def main() -> int:
     print(f"Vendor emulator: {url}")
     client = EmulatorClient(url)
     failed = False
+    summary: list[tuple[str, str, int, bool]] = []
     try:
         for example in examples(url):
             env[f"AIRFLOW_CONN_{example.conn_id.upper()}"] = json.dumps(example.conn)
@@ -151,6 +167,7 @@ def main() -> int:
                 mask_secret(token.token)
             ok = result.returncode == 0 and len(got) == len(states) and requests_seen == 1
             failed |= not ok
+            summary.append((example.vendor_conn_type, example.dag_id, requests_seen, ok))
             print(f"\n{example.dag_id}: {'success' if ok else 'FAILED'} (log: {log_file.relative_to(REPO)})")
             print(f"  tasks that got a token : {len(got)} of {len(states)} ({', '.join(got)})")
             print(f"  token requests seen    : {requests_seen}")
@@ -160,6 +177,14 @@ def main() -> int:
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
+    names = {
+        entry["connection-type"]: entry["hook-name"] for entry in get_provider_info()["connection-types"]
+    }
+    print("\nSummary (token requests the emulator counted, per vendor):")
+    width = max((len(names[conn_type]) for conn_type, *_ in summary), default=0)
+    for conn_type, dag_id, requests_seen, ok in summary:
+        outcome = "success" if ok else "FAILED"
+        print(f"  {names[conn_type]:<{width}}  token requests: {requests_seen}  ({dag_id}: {outcome})")
     print("\nEvery task above reused one token per vendor; the emulator counted the requests.")
     return 1 if failed else 0
 
