@@ -84,7 +84,8 @@ def _send_once(conn_id: str, request: TokenRequest, transport: Transport, attemp
             headers=request.headers,
             json=request.json,
             data=request.data,
-            auth=request.auth,
+            # RFC 7617: Basic credentials are UTF-8 (requests would encode str as Latin-1).
+            auth=tuple(part.encode() for part in request.auth) if request.auth else None,  # type: ignore[arg-type]
             timeout=transport.timeout,
             verify=transport.verify,
             allow_redirects=False,

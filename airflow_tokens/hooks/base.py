@@ -50,13 +50,20 @@ class ConnectionSettings:
         """Return the configuration error for ``field``."""
         return TokenConfigError(self.conn_id, field, problem)
 
-    def credential(self, field: str, label: str) -> str:
-        """Return ``login`` or ``password``: present, and without surrounding whitespace."""
+    def credential(self, field: str, label: str, *, in_header: bool = False) -> str:
+        """Return ``login`` or ``password``: present, without surrounding whitespace, header-safe if asked."""
         value = getattr(self.conn, field)
         if not value:
             raise self.error(field, f"{label} is missing (set the connection's {field} field)")
         if value != value.strip():
             raise self.error(field, f"{label} has leading or trailing whitespace; remove it")
+        if in_header:
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise self.error(
+                    field, f"{label} has characters an HTTP header cannot carry (only Latin-1 is allowed)"
+                ) from None
         return str(value)
 
     def extra(self, name: str, kind: type[_T], default: _T) -> _T:
@@ -88,8 +95,8 @@ class ConnectionSettings:
             raise self.error(name, f"{value:g} is outside {minimum:g}..{maximum:g}")
         return value
 
-    def base_url(self, default: str | None, choice: str | None = None) -> str:
-        """Return the vendor base URL: the connection host if set (with scheme), else ``default``."""
+    def base_url(self, default: str | None, *, verbatim: bool = False) -> str:
+        """Return the connection host if set (with scheme), else ``default``; ``verbatim`` keeps a final /."""
         host = (self.conn.host or "").strip()
         if not host:
             if default is None:
@@ -112,7 +119,7 @@ class ConnectionSettings:
             )
         if self.conn.port and parts.port is None:
             host = f"{parts.scheme}://{parts.netloc}:{self.conn.port}{parts.path}"
-        return host.rstrip("/")
+        return host if verbatim else host.rstrip("/")
 
     def choice(self, name: str, options: dict[str, str], default: str) -> str:
         """Return the value mapped from extra ``name``, which must be one of ``options``."""

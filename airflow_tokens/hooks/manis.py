@@ -32,9 +32,10 @@ class ManisTokenHook(TokenHook):
 
     def build_request(self, settings: ConnectionSettings, base_url: str) -> TokenRequest:
         """Return Manis's token request: credentials in headers, no body."""
-        secret = settings.credential("password", self.password_label)
+        merchant_id = settings.credential("login", self.login_label, in_header=True)
+        secret = settings.credential("password", self.password_label, in_header=True)
         return TokenRequest(
             url=base_url + self.token_path,
             secrets=(secret,),
-            headers={"x-merchant-id": settings.credential("login", self.login_label), "x-secret": secret},
+            headers={"x-merchant-id": merchant_id, "x-secret": secret},
         )

@@ -374,18 +374,7 @@ def test_missing_credential_fails_before_any_request(
         pytest.param(OAUTH2, {"extra": {"client_auth_method": "client_secret_basic"}}, id="oauth2-basic"),
         pytest.param(OAUTH2, {"extra": {"client_auth_method": "client_secret_post"}}, id="oauth2-post"),
         pytest.param(OAUTH2, {"extra": {"client_auth_method": "client_secret_json"}}, id="oauth2-json"),
-        pytest.param(
-            PODERO,
-            {},
-            id="podero",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=UnicodeEncodeError,
-                reason="podero.py passes str credentials to requests' HTTPBasicAuth, which encodes them as "
-                "Latin-1: a secret outside Latin-1 crashes with UnicodeEncodeError, and a Latin-1 one is "
-                "sent in Latin-1 where Podero's documented example sends UTF-8",
-            ),
-        ),
+        pytest.param(PODERO, {}, id="podero"),
     ],
 )
 def test_awkward_secret_reaches_the_vendor_intact(
@@ -404,12 +393,6 @@ def test_awkward_secret_reaches_the_vendor_intact(
         assert (request["json"] or request["form"])["client_secret"] == AWKWARD_SECRET
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="podero.py lets requests encode HTTP Basic credentials as Latin-1; Podero's documented example "
-    "(and RFC 7617) encode them as UTF-8, so a secret with 'ö' reaches a UTF-8 server altered",
-)
 def test_podero_basic_credentials_are_utf8_as_its_docs_show(
     connect: Connect, token_emulator: EmulatorServer
 ) -> None:
@@ -426,12 +409,6 @@ def test_manis_latin1_secret_reaches_the_vendor_intact(
     assert only_request(token_emulator, "manis")["headers"]["x-secret"] == LATIN1_SECRET
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="manis.py puts the secret in an HTTP header, which only carries Latin-1: a secret outside "
-    "Latin-1 crashes in http.client with UnicodeEncodeError instead of a TokenConfigError on 'password'",
-)
 def test_manis_secret_outside_latin1_is_a_config_error(
     connect: Connect, token_emulator: EmulatorServer
 ) -> None:
@@ -505,12 +482,6 @@ def test_oauth2_host_is_the_token_url_and_required(connect: Connect, token_emula
     assert token_emulator.client.token_requests("oauth2") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ConnectionSettings.base_url strips a trailing '/' from the host; for oauth2 the host is the "
-    "whole token URL, and endpoints such as Django OAuth Toolkit's /o/token/ need the slash "
-    "(redirects are not followed, so the request fails)",
-)
 def test_oauth2_token_url_is_used_verbatim(connect: Connect) -> None:
     url = "https://auth.example.com/o/token/"
     assert connect(OAUTH2, {"host": url}).token_request.url == url
