@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint pytest clean
+.PHONY: demo test lint pytest reliability clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+
+## reliability: run the fault matrix and regenerate docs/reliability.md
+reliability: $(STAMP)
+	mkdir -p docs
+	RELIABILITY_REPORT=docs/reliability.md $(BIN)/python -m pytest tests/reliability/test_fault_matrix.py -q
 
 clean:
 	rm -rf $(VENV) .demo
