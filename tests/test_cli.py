@@ -153,6 +153,13 @@ def test_missing_connection_is_a_configuration_error() -> None:
     assert "metadata database" in line
 
 
+def test_unreadable_connection_variable_is_named_without_its_value() -> None:
+    value = '{"conn_type": "sirv", "password": "hunter2-secret", '
+    result = run("check", "sirv_cli", conns={}, env={"AIRFLOW_CONN_SIRV_CLI": value})
+    assert_one_line_error(result, 2, "'sirv_cli'", "AIRFLOW_CONN_SIRV_CLI is set but Airflow cannot read it")
+    assert_secret_free(result, "hunter2-secret")
+
+
 def test_debug_shows_the_traceback_then_the_one_line_error() -> None:
     result = run("check", "no_such_conn", "--debug")
     assert result.returncode == 2
