@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
 import tempfile
 import threading
@@ -216,6 +217,8 @@ class _Memory:
 
     def __init__(self) -> None:
         self.entries: dict[str, CacheEntry] = {}
+        #: What hooks resolved from their connection, reused by new hook objects for a short while.
+        self.profiles: dict[Any, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -225,18 +228,24 @@ class _Memory:
 
     def clear(self) -> None:
         self.entries.clear()
+        self.profiles.clear()
 
 
 MEMORY = _Memory()
 
 
 def clear_memory_cache() -> None:
-    """Forget every token cached in this process (shared stores are untouched)."""
+    """Forget every token and connection cached in this process (shared stores are untouched)."""
     MEMORY.clear()
 
 
+def forget_connections() -> None:
+    """Make new hooks re-read their connection now rather than within ``CONNECTION_TTL`` seconds."""
+    MEMORY.profiles.clear()
+
+
 def _lock_path(key: str) -> Path:
-    folder = Path(tempfile.gettempdir()) / "airflow-tokens-locks"
+    folder = Path(tempfile.gettempdir()) / f"airflow-tokens-locks-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.lock"
 
@@ -303,6 +312,9 @@ class TokenCache:
                     return self._fetch_and_keep(key, fingerprint, fetch, store)
             except filelock.Timeout:
                 log.warning("Waited %.0f s for another process's token fetch; fetching", self.lock_timeout)
+                return self._fetch_and_keep(key, fingerprint, fetch, store)
+            except OSError as exc:
+                log.warning("Cannot use the cross-process token lock (%s); fetching without it", exc)
                 return self._fetch_and_keep(key, fingerprint, fetch, store)
 
     @staticmethod

@@ -166,21 +166,6 @@ def _quiet_airflow(debug: bool) -> Iterator[None]:
         yield
 
 
-def _not_found_message(conn_id: str) -> str:
-    """Return why Airflow found no connection ``conn_id``, as far as the command can tell."""
-    env_var = f"AIRFLOW_CONN_{conn_id.upper()}"
-    if os.environ.get(env_var, "").strip():
-        # Airflow skips a backend that fails (here: a value it cannot parse) and reports the id as undefined.
-        return (
-            f"Connection {conn_id!r}: {env_var} is set but Airflow cannot read it as a connection "
-            "(neither valid JSON nor a connection URI; --debug shows why)"
-        )
-    places = f"the environment variable {env_var}, the secrets backends"
-    if os.environ.get(_PROCESS_CONTEXT_VAR) == "server":
-        places += " and the metadata database"
-    return f"Connection {conn_id!r} is not defined (looked in {places})"
-
-
 def check(conn_id: str, cache: str = "none") -> CheckResult:
     """
     Fetch a token through connection ``conn_id`` and describe it; raise :class:`CheckFailed` on failure.
@@ -189,8 +174,6 @@ def check(conn_id: str, cache: str = "none") -> CheckResult:
     metadata database.
     """
     try:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
         from airflow_tokens.exceptions import TokenConfigError, TokenRequestError, TokenResponseError
         from airflow_tokens.hooks import get_token_hook
     except Exception as exc:
@@ -209,8 +192,6 @@ def check(conn_id: str, cache: str = "none") -> CheckResult:
             started = time.perf_counter()
             token = hook.get_access_token()
             elapsed = time.perf_counter() - started
-        except AirflowNotFoundException as exc:
-            raise CheckFailed(EXIT_CONFIG, _not_found_message(conn_id)) from exc
         except Exception as exc:
             code = next((code for kind, code in exit_codes if isinstance(exc, kind)), EXIT_FAILURE)
             message = str(exc) if code != EXIT_FAILURE else f"{type(exc).__name__}: {exc}"

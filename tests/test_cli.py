@@ -166,7 +166,7 @@ def test_debug_shows_the_traceback_then_the_one_line_error() -> None:
     assert result.stdout == ""
     assert "Traceback" in result.stderr
     assert "AirflowNotFoundException" in result.stderr
-    assert "\nairflow-tokens: error: Connection 'no_such_conn' is not defined" in result.stderr
+    assert "\nairflow-tokens: error: Connection 'no_such_conn': conn_id: is not defined" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_tokens.cache import forget_connections
 from airflow_tokens.hooks.learning360 import Learning360TokenHook
 from airflow_tokens.hooks.manis import ManisTokenHook
 from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
@@ -58,6 +59,7 @@ class VendorCase:
         """Set ``AIRFLOW_CONN_<default conn id>`` for this vendor."""
         var = f"AIRFLOW_CONN_{self.hook.default_conn_name.upper()}"
         monkeypatch.setenv(var, json.dumps(self.conn(url, **overrides)))
+        forget_connections()  # the connection changed: new hooks must see it now
 
 
 VENDORS = (

@@ -23,12 +23,11 @@ def hook_class_for(conn_type: str) -> type[TokenHook] | None:
 
 def get_token_hook(conn_id: str, **options: Any) -> TokenHook:
     """Return the vendor hook for any airflow-tokens connection, chosen by its connection type."""
-    from airflow.sdk import BaseHook
-
     from airflow_tokens.exceptions import TokenConfigError
     from airflow_tokens.get_provider_info import CONNECTION_TYPES
+    from airflow_tokens.hooks.base import load_connection
 
-    conn_type = BaseHook.get_connection(conn_id).conn_type or ""
+    conn_type = load_connection(conn_id).conn_type or ""
     hook = hook_class_for(conn_type)
     if hook is None:
         known = ", ".join(entry["connection-type"] for entry in CONNECTION_TYPES)

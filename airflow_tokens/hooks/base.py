@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import time
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 from urllib.parse import urlsplit
 
 import requests
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
-from airflow_tokens.cache import TokenCache, VariableStore, XComStore, mask_once
+from airflow_tokens.cache import MEMORY, TokenCache, VariableStore, XComStore, in_task, mask_once
 from airflow_tokens.exceptions import TokenConfigError, TokenError
 from airflow_tokens.fetch import TokenRequest, Transport, fetch_token
 from airflow_tokens.response import ResponseFields
@@ -29,6 +33,8 @@ CACHES = ("variable", "memory", "xcom", "none")
 DEFAULT_REFRESH_MARGIN = 60.0
 DEFAULT_TIMEOUT = (10.0, 30.0)
 DEFAULT_RETRY = RetryPolicy()
+#: New hook objects in one process reuse a connection resolved less than this many seconds ago.
+CONNECTION_TTL = 60.0
 
 
 class ConnectionSettings:
@@ -130,6 +136,22 @@ class ConnectionSettings:
         return options[key]
 
 
+def load_connection(conn_id: str) -> Connection:
+    """Return the Airflow connection; a missing one is a :class:`TokenConfigError` naming it."""
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException as exc:
+        env_var = f"AIRFLOW_CONN_{conn_id.upper()}"
+        if os.environ.get(env_var, "").strip():
+            # Airflow skips a backend that fails (here: a value it cannot parse) and calls the id undefined.
+            problem = f"{env_var} is set but Airflow cannot read it (neither valid JSON nor a connection URI)"
+        else:
+            server = in_task() or os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "server"
+            places = f"{env_var}, the secrets backends" + (" and the metadata database" if server else "")
+            problem = f"is not defined (looked in {places})"
+        raise TokenConfigError(conn_id, "conn_id", problem) from exc
+
+
 def _is_loopback(hostname: str) -> bool:
     if hostname == "localhost":
         return True
@@ -137,6 +159,19 @@ def _is_loopback(hostname: str) -> bool:
         return ipaddress.ip_address(hostname).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    """What a hook resolved from its connection and options."""
+
+    settings: ConnectionSettings
+    base_url: str
+    token_request: TokenRequest
+    fingerprint: str
+    refresh_margin: float
+    cache: TokenCache
+    resolved_at: float
 
 
 class TokenHook(BaseHook):
@@ -205,36 +240,48 @@ class TokenHook(BaseHook):
         return settings.base_url(self.default_base_url)
 
     @cached_property
-    def settings(self) -> ConnectionSettings:
-        """Return the validated connection (read once per hook)."""
-        return ConnectionSettings(self.conn_id, self.conn_type, self.get_connection(self.conn_id))
+    def _profile(self) -> _Profile:
+        """Return what this hook resolved from its connection, shared by hooks alike for a short while."""
+        option = self._cache_option
+        key = (
+            type(self),
+            self.conn_id,
+            option if isinstance(option, str | None) else id(option),
+            self._margin_option,
+            self._xcom_task_id,
+        )
+        profile: _Profile | None = MEMORY.profiles.get(key)
+        if profile is None or time.monotonic() - profile.resolved_at > CONNECTION_TTL:
+            profile = self._resolve()
+            MEMORY.profiles[key] = profile
+        return profile
 
-    @cached_property
-    def base_url(self) -> str:
-        """Return the vendor API base URL for this connection (also the root for ``get_conn`` calls)."""
-        return self.resolve_base_url(self.settings)
+    def _resolve(self) -> _Profile:
+        settings = ConnectionSettings(self.conn_id, self.conn_type, load_connection(self.conn_id))
+        base_url = self.resolve_base_url(settings)
+        request = self.build_request(settings, base_url)
+        return _Profile(
+            settings=settings,
+            base_url=base_url,
+            token_request=request,
+            fingerprint=request.fingerprint(),
+            refresh_margin=self._resolve_margin(settings),
+            cache=self._resolve_cache(settings),
+            resolved_at=time.monotonic(),
+        )
 
-    @cached_property
-    def token_request(self) -> TokenRequest:
-        """Return the token request, validated before anything is sent."""
-        return self.build_request(self.settings, self.base_url)
-
-    @cached_property
-    def refresh_margin(self) -> float:
-        """Return the configured refresh margin in seconds."""
+    def _resolve_margin(self, settings: ConnectionSettings) -> float:
         if self._margin_option is not None:
             if self._margin_option < 0:
                 raise TokenConfigError(self.conn_id, "refresh_margin", "must not be negative")
             return float(self._margin_option)
-        return self.settings.number("refresh_margin", DEFAULT_REFRESH_MARGIN, 0, 86400)
+        return settings.number("refresh_margin", DEFAULT_REFRESH_MARGIN, 0, 86400)
 
-    @cached_property
-    def cache(self) -> TokenCache:
-        """Return the token cache chosen by option, extra or default."""
+    def _resolve_cache(self, settings: ConnectionSettings) -> TokenCache:
         option = self._cache_option
         if isinstance(option, TokenCache):
             return option
-        name = option if option is not None else self.settings.extra("cache", str, "variable")
+        name = option if option is not None else settings.extra("cache", str, "variable")
         if name not in CACHES:
             raise TokenConfigError(self.conn_id, "cache", f"{name!r} is not one of {', '.join(CACHES)}")
         if name == "xcom":
@@ -244,6 +291,36 @@ class TokenHook(BaseHook):
                 )
             return TokenCache(XComStore(self._xcom_task_id, self.conn_id))
         return TokenCache(VariableStore() if name == "variable" else None)
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """Return the validated connection."""
+        return self._profile.settings
+
+    @property
+    def base_url(self) -> str:
+        """Return the vendor API base URL for this connection (also the root for ``get_conn`` calls)."""
+        return self._profile.base_url
+
+    @property
+    def token_request(self) -> TokenRequest:
+        """Return the token request, validated before anything is sent."""
+        return self._profile.token_request
+
+    @property
+    def fingerprint(self) -> str:
+        """Return the digest of the token request; a changed credential gives another fingerprint."""
+        return self._profile.fingerprint
+
+    @property
+    def refresh_margin(self) -> float:
+        """Return the refresh margin in seconds."""
+        return self._profile.refresh_margin
+
+    @property
+    def cache(self) -> TokenCache:
+        """Return the token cache chosen by option, extra or default."""
+        return self._profile.cache
 
     @cached_property
     def transport(self) -> Transport:
@@ -273,11 +350,6 @@ class TokenHook(BaseHook):
         )
         return policy.retrying()
 
-    @cached_property
-    def fingerprint(self) -> str:
-        """Return the digest of the token request; a changed credential gives another fingerprint."""
-        return self.token_request.fingerprint()
-
     @property
     def cache_key(self) -> str:
         """Return the key under which this connection's token is cached."""
@@ -291,10 +363,11 @@ class TokenHook(BaseHook):
 
     def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
         """Return a token that stays valid for the refresh margin, from cache or a new request."""
-        token = self.cache.get(
+        profile = self._profile
+        token = profile.cache.get(
             self.cache_key,
-            self.fingerprint,
-            self.refresh_margin,
+            profile.fingerprint,
+            profile.refresh_margin,
             self.fetch_access_token,
             force_refresh=force_refresh,
             rejected=rejected,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import tenacity
 
+from airflow_tokens.cache import forget_connections
 from airflow_tokens.exceptions import TokenConfigError, TokenRequestError, TokenResponseError
 from airflow_tokens.hooks.sirv import SirvTokenHook
 from airflow_tokens.retry import RetryPolicy
@@ -33,6 +34,7 @@ def sirv(token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Hoo
             **(conn or {}),
         }
         monkeypatch.setenv("AIRFLOW_CONN_SIRV_DEFAULT", json.dumps(settings))
+        forget_connections()  # the connection changed: new hooks must see it now
         options.setdefault("retry", FAST)
         return SirvTokenHook(**options)
 
@@ -254,3 +256,24 @@ def test_token_is_masked_in_this_process(sirv: HookFactory) -> None:
 
     token = sirv().get_token()
     assert redact(f"token is {token}") == "token is ***"
+
+
+def test_undefined_connection_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_tokens.hooks import get_token_hook
+
+    monkeypatch.delenv("AIRFLOW_CONN_SIRV_NOWHERE", raising=False)
+    with pytest.raises(TokenConfigError, match="'sirv_nowhere': conn_id: is not defined"):
+        SirvTokenHook(sirv_conn_id="sirv_nowhere").get_token()
+    with pytest.raises(TokenConfigError, match="is not defined"):
+        get_token_hook("sirv_nowhere")
+
+
+def test_new_hooks_reuse_the_resolved_connection_until_told(
+    sirv: HookFactory, token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = sirv().get_token()
+    monkeypatch.delenv("AIRFLOW_CONN_SIRV_DEFAULT")  # the connection is gone
+    assert SirvTokenHook().get_token() == first  # served without reading the connection again
+    forget_connections()
+    with pytest.raises(TokenConfigError, match="is not defined"):
+        SirvTokenHook().get_token()

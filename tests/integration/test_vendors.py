@@ -13,6 +13,7 @@ from urllib.parse import quote_plus
 import pytest
 import tenacity
 
+from airflow_tokens.cache import forget_connections
 from airflow_tokens.exceptions import TokenConfigError, TokenRequestError
 from airflow_tokens.hooks.base import TokenHook
 from airflow_tokens.hooks.learning360 import Learning360TokenHook
@@ -87,6 +88,7 @@ def connect(token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> 
         }
         settings = {key: value for key, value in settings.items() if value is not None}
         monkeypatch.setenv(f"AIRFLOW_CONN_{vendor.conn_id.upper()}", json.dumps(settings))
+        forget_connections()  # the connection changed: new hooks must see it now
         options.setdefault("retry", FAST)
         return vendor.hook(**options)
 

@@ -141,3 +141,18 @@ def test_store_failure_is_logged_and_memory_still_serves(caplog: pytest.LogCaptu
     assert vendor.calls == 1
     assert "Could not read the raw token cache" in caplog.text
     assert "Could not write the raw token cache" in caplog.text
+
+
+def test_unusable_lock_file_falls_back_to_fetching(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import filelock
+
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
+    vendor, store = Vendor(), RawStore()
+    assert TokenCache(store).get("k", "fp", 60, vendor).token == "token-1"
+    assert store.saves == 1
+    assert "Cannot use the cross-process token lock" in caplog.text
