@@ -4,13 +4,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint pytest reliability clean
+# The browser tests drive Debian's Chromium through Playwright (no browser download).
+CHROMIUM := /usr/bin/chromium
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: demo test lint pytest reliability bench airflow clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[dev]"
 	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) for the browser tests"; exit 1; }
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 ## demo: run the example DAGs against the built-in vendor emulator and print what happened
 demo: $(STAMP)
@@ -24,13 +36,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 ## reliability: run the fault matrix and regenerate docs/reliability.md
 reliability: $(STAMP)
 	mkdir -p docs
 	RELIABILITY_REPORT=docs/reliability.md $(BIN)/python -m pytest tests/reliability/test_fault_matrix.py -q
+
+## bench: run the benchmarks, regenerate docs/benchmarks.md and its chart
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run.py
+
+## airflow: a local Airflow with the package, the example DAGs, the emulator and one connection per vendor
+airflow: $(STAMP)
+	$(BIN)/python scripts/local_airflow.py
 
 clean:
 	rm -rf $(VENV) .demo
