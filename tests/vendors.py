@@ -1,4 +1,4 @@
-"""The vendors under test: hook, emulator name, documented lifetime and response field names."""
+"""The vendors under test, and helpers for the cache Variable in the session's metadata database."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_tokens.cache import forget_connections
+from airflow_tokens.cache import VariableStore, forget_connections
 from airflow_tokens.hooks.learning360 import Learning360TokenHook
 from airflow_tokens.hooks.manis import ManisTokenHook
 from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
@@ -28,13 +28,29 @@ class VendorCase:
     :param hook: the hook class.
     :param emulator: the emulator's name for the vendor.
     :param lifetime: the token lifetime the vendor documents (the emulator's default).
+    :param unauthorized: the vendor's own text when the credentials are wrong.
+    :param example_dag: the DAG id of the vendor's example in dags_example/.
     :param host_path: appended to the emulator URL to form the connection host (oauth2: the token URL).
     """
 
     hook: type[TokenHook]
     emulator: str
     lifetime: float
+    unauthorized: str
+    example_dag: str
     host_path: str = ""
+
+    @property
+    def conn_type(self) -> str:
+        return self.hook.conn_type
+
+    @property
+    def conn_id(self) -> str:
+        return self.hook.default_conn_name
+
+    @property
+    def variable_key(self) -> str:
+        return VariableStore.variable_key(f"{self.conn_type}.{self.conn_id}")
 
     @property
     def token_field(self) -> str:
@@ -46,26 +62,64 @@ class VendorCase:
         return fields.expires_in or fields.expires_at or ""
 
     def conn(self, url: str, **overrides: Any) -> dict[str, Any]:
-        """Return the connection JSON pointing at the emulator at ``url``."""
-        return {
-            "conn_type": self.hook.conn_type,
+        """Return the connection JSON pointing at the emulator at ``url`` (None values are left out)."""
+        conn = {
+            "conn_type": self.conn_type,
             "host": url + self.host_path,
             "login": EMULATOR_CLIENT_ID,
             "password": EMULATOR_CLIENT_SECRET,
             **overrides,
         }
+        return {key: value for key, value in conn.items() if value is not None}
 
-    def configure(self, monkeypatch: pytest.MonkeyPatch, url: str, **overrides: Any) -> None:
-        """Set ``AIRFLOW_CONN_<default conn id>`` for this vendor."""
-        var = f"AIRFLOW_CONN_{self.hook.default_conn_name.upper()}"
-        monkeypatch.setenv(var, json.dumps(self.conn(url, **overrides)))
+    def configure(self, monkeypatch: pytest.MonkeyPatch, url: str, **overrides: Any) -> dict[str, Any]:
+        """Set ``AIRFLOW_CONN_<default conn id>`` for this vendor and return the connection JSON."""
+        conn = self.conn(url, **overrides)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{self.conn_id.upper()}", json.dumps(conn))
         forget_connections()  # the connection changed: new hooks must see it now
+        return conn
 
 
-VENDORS = (
-    VendorCase(SirvTokenHook, "sirv", 1200),
-    VendorCase(Learning360TokenHook, "360learning", 3600),
-    VendorCase(ManisTokenHook, "manis", 3600),
-    VendorCase(PoderoTokenHook, "podero", 36000),
-    VendorCase(OAuth2ClientCredentialsHook, "oauth2", 3600, host_path="/oauth2/token"),
+SIRV = VendorCase(SirvTokenHook, "sirv", 1200, "Wrong credentials", "sirv_token_example")
+LEARNING360 = VendorCase(
+    Learning360TokenHook, "360learning", 3600, "invalid_client", "learning360_token_example"
 )
+MANIS = VendorCase(ManisTokenHook, "manis", 3600, "Invalid merchant credentials", "manis_token_example")
+PODERO = VendorCase(
+    PoderoTokenHook, "podero", 36000, "invalid_client - Invalid client credentials.", "podero_token_example"
+)
+OAUTH2 = VendorCase(
+    OAuth2ClientCredentialsHook,
+    "oauth2",
+    3600,
+    "invalid_client - Client authentication failed.",
+    "oauth2_token_example",
+    host_path="/oauth2/token",
+)
+VENDORS = (SIRV, LEARNING360, MANIS, PODERO, OAUTH2)
+
+
+def variable_row(key: str) -> Any:
+    """Return the Variable row of ``key`` in the metadata database, or None."""
+    from airflow.models.variable import Variable as VariableRow
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(VariableRow).filter(VariableRow.key == key).one_or_none()
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+def set_variable(key: str, value: str) -> None:
+    """Write a Variable straight into the metadata database."""
+    from airflow.models.variable import Variable as VariableRow
+
+    VariableRow.set(key, value)
+
+
+def delete_variable(key: str) -> None:
+    """Delete a Variable from the metadata database."""
+    from airflow.models.variable import Variable as VariableRow
+
+    VariableRow.delete(key)

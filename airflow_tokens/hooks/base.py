@@ -199,6 +199,8 @@ class TokenHook(BaseHook):
 
     #: The vendor's base URL when the connection has no host; None when the host is required.
     default_base_url: ClassVar[str | None] = None
+    #: A connection field that picks the default base URL instead: (field, {value: base URL}, default value).
+    base_url_choice: ClassVar[tuple[str, dict[str, str], str] | None] = None
     #: Path of the token endpoint below the base URL.
     token_path: ClassVar[str] = ""
     #: How to read the vendor's token response.
@@ -236,8 +238,11 @@ class TokenHook(BaseHook):
         raise NotImplementedError
 
     def resolve_base_url(self, settings: ConnectionSettings) -> str:
-        """Return the base URL; vendors with regions or environments override this."""
-        return settings.base_url(self.default_base_url)
+        """Return the connection host if set, else the base URL its region/environment field picks."""
+        if self.base_url_choice is None:
+            return settings.base_url(self.default_base_url)
+        field, options, default = self.base_url_choice
+        return settings.base_url(settings.choice(field, options, default))
 
     @cached_property
     def _profile(self) -> _Profile:

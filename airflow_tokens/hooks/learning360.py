@@ -27,11 +27,8 @@ class Learning360TokenHook(TokenHook):
     conn_type = "360learning"
     hook_name = "360Learning"
     token_path = "/api/v2/oauth2/token"
+    base_url_choice = ("region", REGIONS, "EU")
     response_fields = ResponseFields(default_lifetime=3600)
-
-    def resolve_base_url(self, settings: ConnectionSettings) -> str:
-        """Return the host if set, else the region's base URL (EU by default)."""
-        return settings.base_url(settings.choice("region", REGIONS, "EU"))
 
     def build_request(self, settings: ConnectionSettings, base_url: str) -> TokenRequest:
         """Return 360Learning's token request."""

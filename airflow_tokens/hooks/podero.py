@@ -27,11 +27,8 @@ class PoderoTokenHook(TokenHook):
     conn_type = "podero"
     hook_name = "Podero"
     token_path = "/oauth2/token/"
+    base_url_choice = ("environment", ENVIRONMENTS, "production")
     response_fields = ResponseFields(default_lifetime=36000)
-
-    def resolve_base_url(self, settings: ConnectionSettings) -> str:
-        """Return the host if set, else the environment's base URL (production by default)."""
-        return settings.base_url(settings.choice("environment", ENVIRONMENTS, "production"))
 
     def build_request(self, settings: ConnectionSettings, base_url: str) -> TokenRequest:
         """Return Podero's token request."""

@@ -8,50 +8,26 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_tokens.cache import CacheEntry, VariableStore, clear_memory_cache
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer
+from airflow_tokens.cache import CacheEntry, clear_memory_cache
+from airflow_tokens.testing import EMULATOR_CLIENT_ID, EmulatorServer
+from tests.vendors import SIRV, delete_variable, set_variable, variable_row
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 pytestmark = pytest.mark.airflow_db
-KEY = VariableStore.variable_key("sirv.sirv_default")
+KEY = SIRV.variable_key
 
 
 @pytest.fixture
 def sirv_conn(token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    conn = {
-        "conn_type": "sirv",
-        "host": token_emulator.url,
-        "login": EMULATOR_CLIENT_ID,
-        "password": EMULATOR_CLIENT_SECRET,
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_SIRV_DEFAULT", json.dumps(conn))
+    SIRV.configure(monkeypatch, token_emulator.url)
     yield
-    _delete_variable()
+    delete_variable(KEY)
 
 
 def _variable_row() -> Any:
-    from airflow.models.variable import Variable as VariableRow
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.query(VariableRow).filter(VariableRow.key == KEY).one_or_none()
-        if row is not None:
-            session.expunge(row)
-        return row
-
-
-def _set_variable(value: str) -> None:
-    from airflow.models.variable import Variable as VariableRow
-
-    VariableRow.set(KEY, value)
-
-
-def _delete_variable() -> None:
-    from airflow.models.variable import Variable as VariableRow
-
-    VariableRow.delete(KEY)
+    return variable_row(KEY)
 
 
 def test_example_dag_imports_cleanly(dagbag: Any) -> None:
@@ -89,7 +65,7 @@ def test_three_tasks_share_one_token_through_the_variable(
 def test_garbage_variable_is_replaced(
     dagbag: Any, sirv_conn: None, token_emulator: EmulatorServer, stored: str
 ) -> None:
-    _set_variable(stored)
+    set_variable(KEY, stored)
     assert dagbag.dags["sirv_token_example"].test().state == "success"
     assert token_emulator.client.token_requests("sirv") == 1
     assert CacheEntry.from_json(_variable_row().val).token.token

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_tokens.cache import CacheEntry, VariableStore
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer
+from airflow_tokens.cache import CacheEntry
+from airflow_tokens.testing import EmulatorServer
+from tests.vendors import SIRV, VENDORS, VendorCase, delete_variable, variable_row
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,62 +20,12 @@ pytestmark = pytest.mark.airflow_db
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "dags_example"
 
 
-@dataclass(frozen=True)
-class Example:
-    """
-    One example DAG and the connection it needs.
-
-    :param dag_id: the example's DAG id.
-    :param conn_type: the connection type (first part of the cache key).
-    :param conn_id: the hook's default connection id.
-    :param emulator: the emulator's name for the vendor.
-    :param token_path: appended to the emulator URL to form the host (oauth2: the token URL).
-    """
-
-    dag_id: str
-    conn_type: str
-    conn_id: str
-    emulator: str
-    token_path: str = ""
-
-    @property
-    def variable_key(self) -> str:
-        return VariableStore.variable_key(f"{self.conn_type}.{self.conn_id}")
+NEW_EXAMPLES = [vendor for vendor in VENDORS if vendor is not SIRV]
 
 
-SIRV = Example("sirv_token_example", "sirv", "sirv_default", "sirv")
-NEW_EXAMPLES = [
-    Example("learning360_token_example", "360learning", "360learning_default", "360learning"),
-    Example("manis_token_example", "manis", "manis_default", "manis"),
-    Example("podero_token_example", "podero", "podero_default", "podero"),
-    Example(
-        "oauth2_token_example",
-        "oauth2_client_credentials",
-        "oauth2_client_credentials_default",
-        "oauth2",
-        token_path="/oauth2/token",
-    ),
-]
-
-
-def _variable_value(key: str) -> str | None:
-    from airflow.models.variable import Variable as VariableRow
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.query(VariableRow).filter(VariableRow.key == key).one_or_none()
-        return None if row is None else row.val
-
-
-def _delete_variable(key: str) -> None:
-    from airflow.models.variable import Variable as VariableRow
-
-    VariableRow.delete(key)
-
-
-@pytest.mark.parametrize("example", [SIRV, *NEW_EXAMPLES], ids=lambda example: example.dag_id)
-def test_example_dag_imports_cleanly(dagbag: Any, example: Example) -> None:
-    dag = dagbag.dags[example.dag_id]
+@pytest.mark.parametrize("example", VENDORS, ids=lambda example: example.example_dag)
+def test_example_dag_imports_cleanly(dagbag: Any, example: VendorCase) -> None:
+    dag = dagbag.dags[example.example_dag]
     assert "airflow-tokens" in dag.tags
     assert len(dag.tasks) == 4  # three tasks get the token, one calls the API
 
@@ -95,32 +44,26 @@ def test_every_example_file_defines_a_dag_without_importing_a_hook(dagbag: Any) 
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.fixture(params=NEW_EXAMPLES, ids=lambda example: example.dag_id)
+@pytest.fixture(params=NEW_EXAMPLES, ids=lambda example: example.example_dag)
 def example(
     request: pytest.FixtureRequest, token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Example]:
+) -> Iterator[VendorCase]:
     """Point the example's connection at the emulator; delete its cache Variable afterwards."""
-    example: Example = request.param
-    conn = {
-        "conn_type": example.conn_type,
-        "host": token_emulator.url + example.token_path,
-        "login": EMULATOR_CLIENT_ID,
-        "password": EMULATOR_CLIENT_SECRET,
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{example.conn_id.upper()}", json.dumps(conn))
+    example: VendorCase = request.param
+    example.configure(monkeypatch, token_emulator.url)
     yield example
-    _delete_variable(example.variable_key)
+    delete_variable(example.variable_key)
 
 
 def test_example_dag_runs_with_one_token_request(
-    dagbag: Any, example: Example, token_emulator: EmulatorServer
+    dagbag: Any, example: VendorCase, token_emulator: EmulatorServer
 ) -> None:
-    run = dagbag.dags[example.dag_id].test()
+    run = dagbag.dags[example.example_dag].test()
     assert run.state == "success"
     assert token_emulator.client.token_requests(example.emulator) == 1
     assert token_emulator.client.resource_requests() == 1
     stats = token_emulator.client.stats()["token_requests"]
     assert sum(stats.values()) == 1  # no other vendor was asked
-    stored = _variable_value(example.variable_key)
+    stored = variable_row(example.variable_key)
     assert stored is not None
-    assert CacheEntry.from_json(stored).token.token  # the tasks shared the token through the Variable
+    assert CacheEntry.from_json(stored.val).token.token  # the tasks shared the token through the Variable

@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
 import tenacity
 
-from airflow_tokens.cache import forget_connections
 from airflow_tokens.exceptions import TokenConfigError, TokenRequestError
 from airflow_tokens.hooks.base import TokenHook
-from airflow_tokens.hooks.learning360 import Learning360TokenHook
-from airflow_tokens.hooks.manis import ManisTokenHook
 from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
-from airflow_tokens.hooks.podero import PoderoTokenHook
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer, Fault
+from tests.vendors import LEARNING360, MANIS, OAUTH2, PODERO
+from tests.vendors import VendorCase as Vendor
 
 ID = EMULATOR_CLIENT_ID
 SECRET = EMULATOR_CLIENT_SECRET
@@ -33,43 +29,6 @@ AWKWARD_SECRET = "p:a@s%s w+o/r=d-ö-€-秘密"
 LATIN1_SECRET = "p:a@s%s w+o/r=d-ö"
 
 
-@dataclass(frozen=True)
-class Vendor:
-    """
-    One vendor under test.
-
-    :param hook: the hook class.
-    :param emulator: the emulator's name for the vendor.
-    :param lifetime: the emulator's default token lifetime, as the vendor documents it.
-    :param unauthorized: the vendor's own text when the credentials are wrong.
-    :param host_path: appended to the emulator URL to form the connection host (oauth2: the token URL).
-    """
-
-    hook: type[TokenHook]
-    emulator: str
-    lifetime: float
-    unauthorized: str
-    host_path: str = ""
-
-    @property
-    def conn_type(self) -> str:
-        return self.hook.conn_type
-
-    @property
-    def conn_id(self) -> str:
-        return self.hook.default_conn_name
-
-
-LEARNING360 = Vendor(Learning360TokenHook, "360learning", 3600, "invalid_client")
-MANIS = Vendor(ManisTokenHook, "manis", 3600, "Invalid merchant credentials")
-PODERO = Vendor(PoderoTokenHook, "podero", 36000, "invalid_client - Invalid client credentials.")
-OAUTH2 = Vendor(
-    OAuth2ClientCredentialsHook,
-    "oauth2",
-    3600,
-    "invalid_client - Client authentication failed.",
-    host_path="/oauth2/token",
-)
 ALL = [pytest.param(v, id=v.conn_type) for v in (LEARNING360, MANIS, PODERO, OAUTH2)]
 Connect = Callable[..., TokenHook]
 
@@ -79,16 +38,7 @@ def connect(token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> 
     """Configure the vendor's default connection by AIRFLOW_CONN_ JSON and return its hook."""
 
     def make(vendor: Vendor, conn: dict[str, Any] | None = None, **options: Any) -> TokenHook:
-        settings = {
-            "conn_type": vendor.conn_type,
-            "host": token_emulator.url + vendor.host_path,
-            "login": ID,
-            "password": SECRET,
-            **(conn or {}),
-        }
-        settings = {key: value for key, value in settings.items() if value is not None}
-        monkeypatch.setenv(f"AIRFLOW_CONN_{vendor.conn_id.upper()}", json.dumps(settings))
-        forget_connections()  # the connection changed: new hooks must see it now
+        vendor.configure(monkeypatch, token_emulator.url, **(conn or {}))
         options.setdefault("retry", FAST)
         return vendor.hook(**options)
 

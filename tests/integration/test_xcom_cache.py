@@ -6,32 +6,23 @@ import json
 import os
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from airflow_tokens.cache import CacheEntry, decode_envelope, encode_envelope
 from airflow_tokens.exceptions import TokenCacheError
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer
+from airflow_tokens.testing import EMULATOR_CLIENT_SECRET, EmulatorServer
 from airflow_tokens.token import AccessToken
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests.vendors import SIRV
 
 pytestmark = pytest.mark.airflow_db
 DAG_ID = "xcom_token_cache"
 
 
 @pytest.fixture
-def sirv_conn(token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    conn = {
-        "conn_type": "sirv",
-        "host": token_emulator.url,
-        "login": EMULATOR_CLIENT_ID,
-        "password": EMULATOR_CLIENT_SECRET,
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_SIRV_DEFAULT", json.dumps(conn))
-    return conn
+def sirv_conn(token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    return SIRV.configure(monkeypatch, token_emulator.url)
 
 
 def _xcom_rows(run_id: str) -> dict[str, Any]:
@@ -77,7 +68,7 @@ def test_consumers_get_a_working_token_without_a_request_and_no_plain_token_is_s
 def test_expired_envelope_leads_to_exactly_one_fresh_request(
     dagbag: Any, sirv_conn: dict[str, Any], token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_SIRV_DEFAULT", json.dumps({**sirv_conn, "extra": {"expires_in": 5}}))
+    SIRV.configure(monkeypatch, token_emulator.url, extra={"expires_in": 5})
     run = dagbag.dags[DAG_ID].test(run_conf={"wait": {"consumer_1": 4.0}, "fresh_process": False})
     assert run.state == "success"
     assert token_emulator.client.token_requests("sirv") == 2  # the producer's, then one fresh

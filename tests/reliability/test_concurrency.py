@@ -16,14 +16,12 @@ from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
 from airflow_tokens.testing import EmulatorServer, Fault
 from airflow_tokens.token import AccessToken
 from tests.reliability._workers import FileStore, ask_for_token, hold_lock_forever
-from tests.vendors import VENDORS
+from tests.vendors import OAUTH2
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import pytest
-
-OAUTH2 = next(v for v in VENDORS if v.emulator == "oauth2")
 
 
 def _run_threads(count: int, target: Any) -> None:
