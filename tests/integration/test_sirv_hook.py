@@ -277,3 +277,33 @@ def test_new_hooks_reuse_the_resolved_connection_until_told(
     forget_connections()
     with pytest.raises(TokenConfigError, match="is not defined"):
         SirvTokenHook().get_token()
+
+
+@pytest.mark.parametrize(
+    ("conn", "options", "match"),
+    [
+        ({"extra": {"allow_http": "yes"}, "host": "http://sirv.example"}, {}, "allow_http: expected bool"),
+        ({"extra": {"max_attempts": "many"}}, {"retry": None}, "max_attempts: 'many' is not a number"),
+        ({"extra": {"max_attempts": 0}}, {"retry": None}, "max_attempts: 0 is outside 1..100"),
+        ({"extra": {"read_timeout": -1}}, {}, "read_timeout: -1 is outside"),
+        ({"extra": {"connect_timeout": [1]}}, {}, "connect_timeout: expected float, got list"),
+        ({"extra": {"cache": 5}}, {}, "cache: expected str, got int"),
+        ({"extra": {"refresh_margin": True}}, {}, "refresh_margin: expected float, got bool"),
+        ({"extra": {"ca_bundle": 7}}, {}, "ca_bundle: expected str"),
+        ({}, {"refresh_margin": -5}, "refresh_margin: must not be negative"),
+        ({}, {"timeout": -1}, "timeout: must be positive"),
+        ({}, {"timeout": (5, 0)}, "timeout: must be positive"),
+        ({"password": "secret-with-trailing-space "}, {}, "password: Client Secret has leading or trailing"),
+    ],
+)
+def test_wrong_types_and_ranges_are_config_errors_before_any_request(
+    sirv: HookFactory,
+    token_emulator: EmulatorServer,
+    conn: dict[str, Any],
+    options: dict[str, Any],
+    match: str,
+) -> None:
+    with pytest.raises(TokenConfigError, match=match) as info:
+        sirv(conn, **options).get_token()
+    assert "secret-with-trailing-space" not in str(info.value)
+    assert token_emulator.client.token_requests("sirv") == 0
