@@ -103,8 +103,7 @@ class LocalAirflow:
         names = [dag.name for dag in self.dags]
         if len(set(names)) != len(names):
             raise ValueError(f"DAG file names must be distinct in one DAGs folder: {names}")
-        self.port = port if port is not None else free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._port = port
         #: The Fernet key that encrypts Variables and connection fields at rest (for audits).
         self.fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         self._jwt_secret = secrets.token_urlsafe(48)
@@ -115,6 +114,18 @@ class LocalAirflow:
         self._stopped = False
 
     # ------------------------------------------------------------------------------ layout
+
+    @property
+    def port(self) -> int:
+        """Return the API server port, picking a free one on first use."""
+        if self._port is None:
+            self._port = free_port()
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Return the API server's base URL."""
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def dags_folder(self) -> Path:
