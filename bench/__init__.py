@@ -1,0 +1,1 @@
+"""Benchmarks of airflow-tokens: ``make bench`` runs ``bench/run.py`` (see docs/benchmarks.md)."""

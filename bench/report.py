@@ -1,0 +1,345 @@
+"""Write docs/benchmarks.md and the chart (matplotlib, Agg) from the sections measured."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from matplotlib.axes import Axes
+
+    from bench.common import Section
+
+ORDER = ("workload", "cache_hit", "variable_task", "cold_fetch", "imports", "memory")
+NUMBERS = {name: number for number, name in enumerate(ORDER, 1)}
+
+METHODS = {
+    "workload": (
+        "A real deployment: `LocalAirflow` runs `airflow standalone` (scheduler with LocalExecutor, "
+        "parallelism 32, DAG processor, triggerer, API server, SQLite) in a private home; the emulator "
+        "runs in the bench process and the task processes reach it over loopback. Every variant is its "
+        "own DAG in `bench/dags/bench_token_workloads.py`, 16 parallel tasks that each get one token; "
+        "the emulator's counts are reset before each variant and read after each run. Connections come "
+        'from `AIRFLOW_CONN_*` variables. "Peak tasks at once" is computed from the task instances\' '
+        'start and end dates (REST API), as `tests/standalone` does; "peak token calls at once" from '
+        "the wall-clock start and end of the token call each task recorded. Cold-start runs begin with "
+        "the cache Variable deleted. The lock-less variant is a `TokenCache` subclass in the bench DAG "
+        "file (memory, then the Variable, else fetch and save: the package's cache minus its file "
+        'lock); the package has no such option. The "released together" variants hold every task at '
+        "a file barrier until all 16 have started, then call `get_token()` at once: the worst case."
+    ),
+    "cache_hit": (
+        "One fresh process, emulator-backed connection, one fetch each, then only cache hits: "
+        "airflow-tokens' memory cache (a new hook object per call, and a reused one), requests-auth's "
+        "`OAuth2ClientCredentials` already holding a token (calling it on a prepared request: cache "
+        "lookup under a lock, expiry check, header), and authlib's `OAuth2Token.is_expired()` (a bare "
+        "expiry check, the floor). Batches timed with `time.perf_counter_ns`, rotating the order."
+    ),
+    "variable_task": (
+        "Inside one task of the same real deployment (`bench_variable_hit`): `Variable.get` goes "
+        "through the task SDK and the supervisor to the API server, as in production. Interleaved: a "
+        "bare `Variable.get` of the cache Variable's key; the Variable load path (the token dropped "
+        "from process memory, the hook's resolved connection kept); the first `get_token()` of a "
+        "process (`clear_memory_cache()`, which also forgets the resolved connection, then a new hook); "
+        "and what a hand-written task needs at least (`BaseHook.get_connection` + `Variable.get`). "
+        "The connection is an `AIRFLOW_CONN_*` variable, so its lookup does not leave the process. "
+        "Then batches of repeated calls, and a count of Variable reads during 2,000 repeated calls."
+    ),
+    "cold_fetch": (
+        "One fresh process; the emulator on loopback in the bench process. `fetch_access_token()` on a "
+        'reused `SirvTokenHook(cache="none")` (its transport reuses one `requests.Session`) against a '
+        "bare `session.post(url, json=body)` + `.json()` on one reused session: same endpoint, same "
+        "body, both keep-alive. Also both with a new session (and a new hook) per request. Interleaved, "
+        "median of many. On loopback a request takes about a millisecond, so fixed per-request costs "
+        "weigh far more than against a real vendor over the internet (tens to hundreds of ms)."
+    ),
+    "imports": (
+        "Fresh interpreters. Import: wall time of `import airflow_tokens.hooks.sirv` right after "
+        "`import airflow.sdk` in the same process. With bytecode (`.pyc` in a private "
+        "`PYTHONPYCACHEPREFIX`, warmed first), as a pip-installed deployment runs, and without "
+        "(`PYTHONDONTWRITEBYTECODE=1`, no `.pyc`: every module compiled on each start, as in a venv "
+        "installed by `uv pip install` without `--compile-bytecode` on a machine that sets that "
+        "variable). Parse: wall time of `DagBag(dag_folder=<file>)` for each example DAG file and for "
+        "an empty DAG (same imports, no tasks), `DagBag` already imported; first parse in a fresh "
+        "process, and again after another DAG file was parsed in the process."
+    ),
+    "memory": (
+        "Fresh interpreters: RSS (psutil, after `gc.collect()`) after `import airflow.sdk`, then after "
+        "`from airflow_tokens.hooks.sirv import SirvTokenHook`, then after `SirvTokenHook().get_token()` "
+        "fetched one token from the emulator (outside a task: memory cache)."
+    ),
+}
+
+
+def figures_table(sections: list[Section]) -> str:
+    """Return the table of every figure, with its target and PASS/MISS."""
+    rows = ["| # | figure | value | target | result | note |", "|---|---|---|---|---|---|"]
+    for section in sorted(sections, key=lambda s: NUMBERS[s.name]):
+        for figure in section.figures:
+            result = f"**{figure.status}**" if figure.status in ("PASS", "MISS") else figure.status
+            rows.append(
+                f"| {NUMBERS[section.name]} | {figure.label} | {figure.value} | {figure.target} | "
+                f"{result} | {figure.note} |"
+            )
+    return "\n".join(rows)
+
+
+def write_markdown(
+    path: Path,
+    sections: list[Section],
+    facts: dict[str, str],
+    chart: str,
+    wall_seconds: float,
+    command: str,
+    notes: list[str],
+) -> None:
+    """Write the benchmark report."""
+    machine = [
+        "| | |",
+        "|---|---|",
+        f"| date | {facts['date']} |",
+        f"| CPU | {facts['cpu']}, {facts['cores']} cores (shared, noisy virtual machine) |",
+        f"| RAM | {facts['ram']} |",
+        f"| OS | {facts['os']} |",
+        f"| Python | {facts['python']} |",
+        f"| Apache Airflow | {facts['airflow']} (task SDK {facts['task_sdk']}) |",
+        f"| airflow-tokens | {facts['airflow_tokens']} |",
+        f"| requests | {facts['requests']} |",
+        f"| requests-auth | {facts['requests_auth']} |",
+        f"| authlib | {facts['authlib']} |",
+        f"| load average (1/5/15 min) | {facts['load_at_start']} at the start, "
+        f"{facts['load_at_end']} at the end |",
+        f"| command, wall time | `{command}`, {wall_seconds / 60:.1f} min |",
+    ]
+    parts = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`bench/run.py`); do not edit by hand. Figures are medians of many "
+        "repetitions on a small shared machine: read them as orders of magnitude and ratios, not as "
+        "absolutes. A MISS stays a MISS here until the code changes.",
+        "",
+        "## Machine and versions",
+        "",
+        *machine,
+        "",
+        "## Figures",
+        "",
+        figures_table(sections),
+        "",
+        f"![Benchmark chart]({chart})",
+        "",
+    ]
+    if notes:
+        parts += ["## Notes on the misses", "", *notes, ""]
+    for section in sorted(sections, key=lambda s: NUMBERS[s.name]):
+        parts += [
+            f"## {NUMBERS[section.name]}. {section.title}",
+            "",
+            METHODS[section.name],
+            "",
+            section.details,
+            "",
+            f"_Section wall time: {section.seconds:.0f} s._",
+            "",
+        ]
+    parts += [
+        "## How to reproduce",
+        "",
+        "```sh",
+        "make bench                              # all; rewrites this file and docs/img/benchmarks.png",
+        ".venv/bin/python bench/run.py --quick   # fewer repetitions; report in a temporary folder",
+        ".venv/bin/python bench/run.py --only workload --only variable_task  # some sections",
+        "```",
+        "",
+        "Sections: `workload`, `cache_hit`, `variable_task`, `cold_fetch`, `imports`, `memory`. "
+        "`--out DIR` writes the report elsewhere; `--keep` keeps the scratch folder (Airflow home, "
+        "task logs, raw results). The run starts the emulator and one `airflow standalone` and stops "
+        "every process it started, also on Ctrl-C.",
+        "",
+    ]
+    path.write_text("\n".join(parts))
+
+
+def _bars(axes: Axes, labels: list[str], values: list[float], colors: list[str], fmt: str) -> None:
+    positions = list(range(len(values)))
+    bars = axes.bar(positions, values, color=colors)
+    axes.set_xticks(positions, labels, fontsize=7)
+    for bar, value in zip(bars, values, strict=True):
+        axes.annotate(
+            fmt.format(value),
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+
+
+OURS, OTHER, FLOOR = "#2b7bba", "#b0b0b0", "#7fbf7f"
+
+
+def write_chart(path: Path, sections: list[Section]) -> None:
+    """Draw one panel per section (those measured) into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_name = {section.name: section for section in sections}
+    figure, grid = plt.subplots(2, 4, figsize=(17, 8.5))
+    panels = [axes for row in grid for axes in row]
+    drawers = [
+        ("workload", _draw_workload),
+        ("cache_hit", _draw_cache_hit),
+        ("variable_task", _draw_variable_task),
+        ("cold_fetch", _draw_cold_fetch),
+        ("imports", _draw_imports),
+        ("imports", _draw_parse),
+        ("memory", _draw_memory),
+    ]
+    for axes, (name, draw) in zip(panels, drawers, strict=False):
+        if name in by_name:
+            draw(axes, by_name[name].data)
+        else:
+            axes.set_title(f"{name}: not run", fontsize=9)
+            axes.axis("off")
+    _draw_summary(panels[-1], sections)
+    figure.suptitle("airflow-tokens benchmarks (bench/run.py)", fontsize=12)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def _draw_workload(axes: Axes, data: dict[str, Any]) -> None:
+    requests: dict[str, list[int]] = data["requests"]
+    keys = [
+        ("airflow_tokens", f"airflow-\ntokens\n{data['runs']} runs", OURS),
+        ("requests_post", f"requests\n.post\n{data['runs']} runs", OTHER),
+        ("requests_auth", f"requests-\nauth\n{data['runs']} runs", OTHER),
+        ("cold_lock", "cold,\nlock\nper run", OURS),
+        ("cold_no_lock", "cold,\nno lock\nper run", OTHER),
+        ("cold_lock_barrier", "together,\nlock\nper run", OURS),
+        ("cold_no_lock_barrier", "together,\nno lock\nper run", OTHER),
+    ]
+    values: list[float] = []
+    for key, _, _ in keys:
+        counts = requests.get(key, [])
+        if key.startswith("cold"):
+            values.append(max(counts) if counts else 0)
+        else:
+            values.append(sum(counts))
+    _bars(axes, [label for _, label, _ in keys], values, [color for _, _, color in keys], "{:.0f}")
+    axes.set_title("1. Token requests, 16 parallel tasks\n(cold: worst run)", fontsize=9)
+    axes.set_ylabel("token requests")
+
+
+def _draw_cache_hit(axes: Axes, data: dict[str, Any]) -> None:
+    stats = data["stats"]
+    keys = [
+        ("airflow_tokens_new_hook", "airflow-tokens\nnew hook", OURS),
+        ("airflow_tokens_reused_hook", "airflow-tokens\nreused hook", OURS),
+        ("requests_auth_cached", "requests-auth\ncached", OTHER),
+        ("authlib_is_expired", "authlib\nis_expired", FLOOR),
+    ]
+    values = [stats[key]["median"] / 1000 for key, _, _ in keys]
+    _bars(axes, [label for _, label, _ in keys], values, [color for _, _, color in keys], "{:.2f}")
+    axes.axhline(stats["requests_auth_cached"]["median"] / 1000, color="red", ls="--", lw=1, label="target")
+    axes.set_title("2. Cache hit, per call (median)", fontsize=9)
+    axes.set_ylabel("µs")
+    axes.legend(fontsize=7)
+
+
+def _draw_variable_task(axes: Axes, data: dict[str, Any]) -> None:
+    stats = data["stats"]
+    keys = [
+        ("bare_variable_get", "Variable.get\n(bare)", OTHER),
+        ("variable_load_path", "get_token\nVariable load", OURS),
+        ("first_get_token_in_process", "first get_token\nin process", OURS),
+        ("connection_and_variable_get", "get_connection\n+ Variable.get", OTHER),
+    ]
+    values = [stats[key]["median"] / 1e6 for key, _, _ in keys]
+    _bars(axes, [label for _, label, _ in keys], values, [color for _, _, color in keys], "{:.2f}")
+    axes.axhline(1.2 * values[0], color="red", ls="--", lw=1, label="target 1.2x Variable.get")
+    repeated = stats["repeated_reused_hook"]["median"] / 1000
+    axes.set_title(f"3. Variable cache inside a task (repeated: {repeated:.1f} µs)", fontsize=9)
+    axes.set_ylabel("ms")
+    axes.legend(fontsize=7)
+
+
+def _draw_cold_fetch(axes: Axes, data: dict[str, Any]) -> None:
+    stats = data["stats"]
+    keys = [
+        ("bare_reused_session", "bare post\nreused session", OTHER),
+        ("hook_fetch_access_token", "hook fetch\nreused session", OURS),
+        ("bare_new_session", "bare post\nnew session", OTHER),
+        ("hook_new_hook_new_session", "new hook\nnew session", OURS),
+    ]
+    values = [stats[key]["median"] / 1e6 for key, _, _ in keys]
+    _bars(axes, [label for _, label, _ in keys], values, [color for _, _, color in keys], "{:.2f}")
+    axes.axhline(1.1 * values[0], color="red", ls="--", lw=1, label="target 1.1x bare (reused)")
+    axes.set_title("4. Cold fetch against the emulator (median)", fontsize=9)
+    axes.set_ylabel("ms")
+    axes.legend(fontsize=7)
+
+
+def _draw_imports(axes: Axes, data: dict[str, Any]) -> None:
+    from statistics import median
+
+    values = [
+        median(data["hook_ms"]),
+        median(data["hook_after_names_ms"]),
+        median(data["hook_no_bytecode_ms"]),
+    ]
+    labels = ["after\nairflow.sdk", "after BaseHook,\nVariable, dag, task", "no bytecode\n(.pyc)"]
+    _bars(axes, labels, values, [OURS, OURS, OTHER], "{:.0f}")
+    axes.axhline(50, color="red", ls="--", lw=1, label="target 50 ms")
+    axes.set_title("5. import airflow_tokens.hooks.sirv (median)", fontsize=9)
+    axes.set_ylabel("ms")
+    axes.legend(fontsize=7)
+
+
+def _draw_parse(axes: Axes, data: dict[str, Any]) -> None:
+    cold: dict[str, float] = data["parse_cold_ms"]
+    warm: dict[str, float] = data["parse_warm_ms"]
+    names = sorted(cold, key=lambda name: (name != "empty_dag.py", name))
+    positions = list(range(len(names)))
+    width = 0.4
+    axes.bar([p - width / 2 for p in positions], [cold[n] for n in names], width, color=OURS, label="first")
+    axes.bar([p + width / 2 for p in positions], [warm[n] for n in names], width, color=FLOOR, label="warm")
+    axes.set_xticks(positions, [n.removesuffix(".py").replace("_", "\n") for n in names], fontsize=7)
+    axes.axhline(1.1 * cold["empty_dag.py"], color="red", ls="--", lw=1, label="1.1x empty (first)")
+    axes.set_title("5. DagBag parse per file (median)", fontsize=9)
+    axes.set_ylabel("ms")
+    axes.legend(fontsize=7)
+
+
+def _draw_memory(axes: Axes, data: dict[str, Any]) -> None:
+    from statistics import median
+
+    values = [median(data["import_mib"]), median(data["fetch_mib"]), median(data["added_mib"])]
+    _bars(axes, ["import hook", "fetch one\ntoken", "total"], values, [OURS, OURS, OURS], "{:.1f}")
+    axes.axhline(5_000_000 / 2**20, color="red", ls="--", lw=1, label="target 5 MB")
+    axes.set_title("6. RSS added after import airflow.sdk", fontsize=9)
+    axes.set_ylabel("MiB")
+    axes.legend(fontsize=7)
+
+
+def _draw_summary(axes: Axes, sections: list[Section]) -> None:
+    axes.axis("off")
+    lines = []
+    for section in sorted(sections, key=lambda s: NUMBERS[s.name]):
+        for figure in section.figures:
+            if figure.status in ("PASS", "MISS"):
+                lines.append((f"{NUMBERS[section.name]}. {figure.key}: {figure.status}", figure.status))
+    axes.set_title("targets", fontsize=9)
+    for number, (text, status) in enumerate(lines):
+        axes.text(
+            0.0,
+            1 - number * 0.075,
+            text,
+            fontsize=8,
+            color="darkgreen" if status == "PASS" else "darkred",
+            transform=axes.transAxes,
+            va="top",
+        )
