@@ -85,6 +85,8 @@ class Section:
     details: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: The load averages when the section ended (how busy the shared machine was).
+    load: str = ""
 
 
 def fmt_ns(ns: float) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bench.common import REPO, Figure, Section, Stopwatch, fmt_ns, median, summary
+from bench.common import REPO, Figure, Section, Stopwatch, fmt_ns, load_average, median, summary
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -178,12 +178,14 @@ def run_deployment(work: Path, *, quick: bool, workload: bool, variable_task: bo
                 watch = Stopwatch()
                 section = _workloads(airflow, emulator, results_dir, quick)
                 section.seconds = watch.seconds
+                section.load = load_average()
                 section.data["startup_seconds"] = startup
                 sections.append(section)
             if variable_task:
                 watch = Stopwatch()
                 section = _variable_task(airflow, results_dir, quick)
                 section.seconds = watch.seconds
+                section.load = load_average()
                 sections.append(section)
         finally:
             airflow.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,19 @@ def cache_hit(args: dict[str, Any]) -> dict[str, Any]:
         for _ in range(n):
             pass
 
+    def new_hook_only(n: int) -> None:
+        for _ in range(n):
+            SirvTokenHook(cache="memory")
+
+    def new_hook_profile(n: int) -> None:
+        for _ in range(n):
+            SirvTokenHook(cache="memory")._profile  # noqa: B018
+
+    def token_is_fresh(n: int) -> None:
+        fresh = hook.get_access_token().is_fresh
+        for _ in range(n):
+            fresh(60.0)
+
     samples = _rounds(
         {
             "airflow_tokens_new_hook": airflow_tokens_new_hook,
@@ -95,6 +109,9 @@ def cache_hit(args: dict[str, Any]) -> dict[str, Any]:
             "requests_auth_cached": requests_auth_cached,
             "authlib_is_expired": authlib_is_expired,
             "empty_loop": empty_loop,
+            "new_hook_only": new_hook_only,
+            "new_hook_profile": new_hook_profile,
+            "token_is_fresh": token_is_fresh,
         },
         int(args["rounds"]),
         int(args["batch"]),
@@ -223,7 +240,11 @@ def _fetch_breakdown(hook: Any, rounds: int) -> dict[str, float]:
         "fetch_without_log": [],
         "retry_loop": [],
         "read_token_fields": [],
+        "whitespace_generator": [],
+        "whitespace_regex": [],
     }
+    token = str(payload["token"])
+    whitespace = re.compile(r"\s")
 
     def retry_loop() -> None:
         for attempt in retrying.copy():
@@ -249,6 +270,14 @@ def _fetch_breakdown(hook: Any, rounds: int) -> dict[str, float]:
         for _ in range(100):
             read_token_fields(payload, hook.response_fields, datetime.now(UTC))
         parts["read_token_fields"].append((clock() - began) / 100)
+        began = clock()
+        for _ in range(100):
+            any(ch.isspace() for ch in token)
+        parts["whitespace_generator"].append((clock() - began) / 100)
+        began = clock()
+        for _ in range(100):
+            whitespace.search(token)
+        parts["whitespace_regex"].append((clock() - began) / 100)
     return {name: float(statistics.median(values)) for name, values in parts.items()}
 
 
@@ -267,12 +296,16 @@ def import_cost(args: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk import BaseHook, Variable, dag, task
 
         del BaseHook, Variable, dag, task
-    sdk_done = clock()
+    sdk_done, cpu_began = clock(), time.process_time()
     import airflow_tokens.hooks.sirv
 
-    done = clock()
+    done, cpu_done = clock(), time.process_time()
     del airflow, airflow_tokens
-    return {"sdk_seconds": sdk_done - began, "hook_seconds": done - sdk_done}
+    return {
+        "sdk_seconds": sdk_done - began,
+        "hook_seconds": done - sdk_done,
+        "hook_cpu": cpu_done - cpu_began,
+    }
 
 
 def dag_parse(args: dict[str, Any]) -> dict[str, Any]:
@@ -336,12 +369,54 @@ def memory(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def memory_steps(args: dict[str, Any]) -> dict[str, Any]:
+    """
+    RSS added by each step after ``import airflow.sdk``: what the hook's dependencies and Airflow cost.
+
+    args: none (the connection ``sirv_default`` points at the emulator).
+    """
+    import psutil  # type: ignore[import-untyped, unused-ignore]  # an Airflow dependency
+
+    process = psutil.Process()
+
+    def rss() -> int:
+        gc.collect()
+        return int(process.memory_info().rss)
+
+    import airflow.sdk
+
+    steps: list[tuple[str, int]] = [("import airflow.sdk", rss())]
+    import requests
+
+    steps.append(("import requests", rss()))
+    import filelock
+
+    steps.append(("import filelock", rss()))
+    import tenacity
+
+    steps.append(("import tenacity", rss()))
+    from airflow_tokens.hooks.sirv import SirvTokenHook
+
+    steps.append(("import airflow_tokens.hooks.sirv (the rest)", rss()))
+    airflow.sdk.BaseHook.get_connection("sirv_default")
+    steps.append(("BaseHook.get_connection (Airflow's connection machinery)", rss()))
+    SirvTokenHook().get_token()
+    steps.append(("SirvTokenHook().get_token(): one fetch", rss()))
+    del requests, filelock, tenacity
+    return {
+        "steps": [
+            [name, value - previous] for (name, value), (_, previous) in zip(steps[1:], steps, strict=False)
+        ]
+    }
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "cache_hit": cache_hit,
     "cold_fetch": cold_fetch,
     "import_cost": import_cost,
     "dag_parse": dag_parse,
     "memory": memory,
+    "memory_steps": memory_steps,
 }
 
 
