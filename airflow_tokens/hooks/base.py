@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -137,12 +138,23 @@ class ConnectionSettings:
 
 
 def load_connection(conn_id: str) -> Connection:
-    """Return the Airflow connection; a missing one is a :class:`TokenConfigError` naming it."""
+    """Return the Airflow connection; a missing or unreadable one is a :class:`TokenConfigError`."""
+    env_var = f"AIRFLOW_CONN_{conn_id.upper()}"
+    value = os.environ.get(env_var, "").strip()
+    if re.match(r"\d[\w+.-]*://", value):
+        # Airflow misreads such a URI (no RFC 3986 scheme starts with a digit); the UI's Test button
+        # hands a 360learning connection over exactly so.
+        raise TokenConfigError(
+            conn_id,
+            "conn_id",
+            f"{env_var} is a URI whose scheme starts with a digit ({value.split('://')[0]}://), which "
+            "Airflow cannot parse; configure the connection as JSON, and test it with "
+            "`airflow-tokens check CONN_ID` (the UI's Test button passes connections as URIs)",
+        )
     try:
         return BaseHook.get_connection(conn_id)
     except AirflowNotFoundException as exc:
-        env_var = f"AIRFLOW_CONN_{conn_id.upper()}"
-        if os.environ.get(env_var, "").strip():
+        if value:
             # Airflow skips a backend that fails (here: a value it cannot parse) and calls the id undefined.
             problem = f"{env_var} is set but Airflow cannot read it (neither valid JSON nor a connection URI)"
         else:

@@ -307,3 +307,14 @@ def test_wrong_types_and_ranges_are_config_errors_before_any_request(
         sirv(conn, **options).get_token()
     assert "secret-with-trailing-space" not in str(info.value)
     assert token_emulator.client.token_requests("sirv") == 0
+
+
+def test_a_uri_with_a_digit_scheme_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_tokens.hooks.learning360 import Learning360TokenHook
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_360LEARNING_DEFAULT", "360learning://id:secret-in-uri@app.360learning.com"
+    )
+    with pytest.raises(TokenConfigError, match=r"scheme starts with a digit \(360learning://\)") as info:
+        Learning360TokenHook().get_token()
+    assert "secret-in-uri" not in str(info.value)
