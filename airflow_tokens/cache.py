@@ -14,8 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import filelock
-
 from airflow_tokens.exceptions import TokenCacheError
 from airflow_tokens.token import AccessToken
 
@@ -305,6 +303,8 @@ class TokenCache:
                 return self._fetch_and_keep(key, fingerprint, fetch, None)
             if token := usable(self._load(store, key)):
                 return token
+            import filelock  # only a shared-store miss takes the cross-process lock
+
             try:
                 with filelock.FileLock(_lock_path(key), timeout=self.lock_timeout):
                     if token := usable(self._load(store, key)):

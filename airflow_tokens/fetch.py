@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from airflow_tokens.exceptions import TokenRequestError, TokenResponseError
 from airflow_tokens.response import (
     ResponseFields,
@@ -23,6 +21,7 @@ from airflow_tokens.retry import parse_retry_after
 from airflow_tokens.token import AccessToken
 
 if TYPE_CHECKING:
+    import requests
     import tenacity
 
 log = logging.getLogger(__name__)
@@ -77,6 +76,8 @@ class Transport:
 
 def _send_once(conn_id: str, request: TokenRequest, transport: Transport, attempt: int) -> Any:
     """Send the request once and return the decoded JSON of a 2xx answer; raise typed errors."""
+    import requests  # imported on the first fetch: a task served from a cache never needs it
+
     try:
         response = transport.session.request(
             request.method,
@@ -135,7 +136,7 @@ def fetch_token(
         token = AccessToken(**read_token_fields(payload, fields, now))
     except ResponseProblem as problem:
         raise TokenResponseError(conn_id, request.url, str(problem)) from None
-    log.info(
+    log.debug(
         "Fetched a %s token for connection %s, valid for %d s", token.token_type, conn_id, token.lifetime
     )
     return token

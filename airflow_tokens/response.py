@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ EPOCH_MS_THRESHOLD = 1e11
 #: Keys of error bodies that carry the vendor's own explanation, in the order they are shown.
 ERROR_MESSAGE_KEYS = ("error", "error_description", "title", "detail", "soaCode", "message")
 _MAX_SHOWN = 300
+_WHITESPACE = re.compile(r"\s")
 
 
 class ResponseProblem(ValueError):
@@ -121,7 +123,7 @@ def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> di
         raise ResponseProblem(f"{fields.token!r} is a {type(token).__name__}, not a string")
     if not token:
         raise ResponseProblem(f"{fields.token!r} is empty")
-    if not token.isprintable() or any(ch.isspace() for ch in token):
+    if not token.isprintable() or _WHITESPACE.search(token):
         raise ResponseProblem(f"{fields.token!r} contains whitespace or control characters")
     token_type = payload.get(fields.token_type) if fields.token_type else None
     if not isinstance(token_type, str) or not token_type.strip() or token_type.lower() == "bearer":

@@ -123,7 +123,7 @@ def test_check_json_is_one_document_on_stdout(token_emulator: EmulatorServer) ->
         "--cache",
         "memory",
         conns={"sirv_cli": sirv(token_emulator)},
-        env={"AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"},  # Airflow's log goes to stderr, not into the JSON
+        env={"AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"},  # Airflow's log goes to stderr, not into the JSON
     )
     assert result.returncode == 0, result.stderr
     assert "Fetched a Bearer token for connection sirv_cli" in result.stderr

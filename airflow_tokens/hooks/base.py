@@ -11,7 +11,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 from urllib.parse import urlsplit
 
-import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -22,6 +21,7 @@ from airflow_tokens.response import ResponseFields
 from airflow_tokens.retry import RetryPolicy
 
 if TYPE_CHECKING:
+    import requests
     import tenacity
     from airflow.sdk import Connection
 
@@ -353,7 +353,11 @@ class TokenHook(BaseHook):
             read = settings.number("read_timeout", DEFAULT_TIMEOUT[1], 0.001, 3600)
             timeout = (connect, read)
         ca_bundle = settings.extra("ca_bundle", str, "")
-        return Transport(self._session or requests.Session(), timeout, ca_bundle or True)
+        if self._session is not None:
+            return Transport(self._session, timeout, ca_bundle or True)
+        import requests  # only a fetch needs it: a task served from a cache never imports it
+
+        return Transport(requests.Session(), timeout, ca_bundle or True)
 
     @cached_property
     def retrying(self) -> tenacity.Retrying:
@@ -402,6 +406,8 @@ class TokenHook(BaseHook):
 
     def get_conn(self) -> requests.Session:
         """Return a session that sends the token and renews it once when the vendor answers 401."""
+        import requests
+
         from airflow_tokens.session import TokenAuth
 
         session = requests.Session()
