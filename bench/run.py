@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="airflow-tokens-bench-"))
     print(f"[bench] scratch folder {work}; sections: {', '.join(selected)}", flush=True)
     sections: list[Section] = []
+    failed = True
     try:
         micro = [name for name in MICRO if name in selected]
         if micro:
@@ -192,9 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                 workload="workload" in selected,
                 variable_task="variable_task" in selected,
             )
+        failed = False
     finally:
         leftovers = _stop_leftovers()
-        if args.keep:
+        if args.keep or failed:
             print(f"[bench] kept {work}", flush=True)
         else:
             shutil.rmtree(work, ignore_errors=True)
