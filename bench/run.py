@@ -73,7 +73,7 @@ def miss_notes(sections: list[Section]) -> list[str]:
             f"- **Cold fetch ({data['stats']['hook_fetch_access_token']['median'] / bare:.2f}x a bare "
             "POST).** "
             f"Against a loopback emulator answering in {fmt_ns(bare)}, the hook's fixed costs show: the "
-            f"INFO log line of every fetch through Airflow's structlog handler (~{fmt_ns(log_cost)}), "
+            f"log call of every fetch through Airflow's logging (~{fmt_ns(log_cost)}), "
             f"tenacity's retry loop for one successful attempt (~{fmt_ns(parts['retry_loop'])}: "
             f"`Retrying.copy()` plus the attempt iterator and context manager) and reading the response "
             f"(~{fmt_ns(parts['read_token_fields'])}, of which the per-character whitespace check "
@@ -82,8 +82,8 @@ def miss_notes(sections: list[Section]) -> list[str]:
             f"~{fmt_ns(parts['whitespace_regex'])}). Proposed fix "
             "(airflow_tokens/, not bench code): send the first attempt outside tenacity and enter the "
             "retry loop only after a retryable failure; check whitespace with one precompiled regex "
-            '(`re.compile(r"\\s").search(token)`); optionally log the fetch at DEBUG with an INFO line '
-            "only on retries. Against a real vendor (50-300 ms per request) the same costs are under 0.3%."
+            '(`re.compile(r"\\s").search(token)`); log the fetch at DEBUG. Against a real vendor '
+            "(50-300 ms per request) the same costs are under 0.3%."
         )
     if "import_hook" in misses or "import_hook_no_bytecode" in misses:
         data = by_name["imports"].data
@@ -99,12 +99,10 @@ def miss_notes(sections: list[Section]) -> list[str]:
             "every module is compiled from source on each process start. `-X importtime`, largest "
             f"self times without bytecode: {top}. With bytecode, largest cumulative: {cumulative}. "
             "Compiling is what costs: `requests` (with urllib3 and charset_normalizer) is the largest part "
-            "and `filelock` 4.x is one ~2,000-line module (`filelock/_api.py`), and `airflow.sdk` "
-            "imports neither. Proposed fixes: install with bytecode (pip does by default; `uv pip "
-            "install --compile-bytecode`, and do not set `PYTHONDONTWRITEBYTECODE` on workers); in the "
-            "package, import `filelock` inside `TokenCache.get` where the lock is taken (only a Variable "
-            "cache miss needs it) and `requests` inside the fetch path and `get_conn()`, so that a task "
-            "served from a cache imports neither."
+            "and `filelock` 4.x is one ~2,000-line module (`filelock/_api.py`), and `airflow.sdk` imports "
+            "neither. Proposed fix: install with bytecode (pip does by default; `uv pip install "
+            "--compile-bytecode`), and do not set `PYTHONDONTWRITEBYTECODE` where tasks run. (Since "
+            "1e0de43 the package imports `requests` and `filelock` only where a fetch or a lock needs them.)"
         )
     if "parse_ratio" in misses or "parse_ratio_warm" in misses:
         data = by_name["imports"].data
@@ -120,14 +118,16 @@ def miss_notes(sections: list[Section]) -> list[str]:
     if "memory_added" in misses:
         steps: dict[str, float] = by_name["memory"].data["steps_mib"]
         listed = "; ".join(f"{name} {value:.2f} MiB" for name, value in steps.items())
+        rest = sum(value for name, value in steps.items() if name != "import requests")
         notes.append(
             f"- **Memory.** Step by step after `import airflow.sdk`: {listed}. `requests` (with urllib3 "
-            "and charset_normalizer) is most of it, and `airflow.sdk` does not load it (it uses httpx, "
-            "already in memory in every task process); Airflow's own connection lookup is the next part "
-            "and any hook pays it. Proposed fix (airflow_tokens/): send token requests with httpx, which "
-            "the task SDK has already imported, and import `requests` only in `get_conn()` (its public "
-            "return type); import `filelock` where the lock is taken. That would leave about the "
-            "package's own modules plus Airflow's connection lookup."
+            "and charset_normalizer), which the token request needs, is most of it; `airflow.sdk` does not "
+            "load it (the task SDK talks httpx, already in memory in every task process). Airflow's own "
+            "connection lookup is the next part, and any hook pays it. Proposed fix "
+            "(airflow_tokens/fetch.py): send token requests with httpx, which the task SDK has already "
+            "imported, keeping `requests` for "
+            f"`get_conn()` (its public return type) and the `session=` option: about {rest:.1f} MiB would "
+            "remain, Airflow's connection lookup included."
         )
     for key in ("airflow_tokens_new_hook", "airflow_tokens_reused_hook"):
         if key in misses:
