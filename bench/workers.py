@@ -386,23 +386,17 @@ def memory_steps(args: dict[str, Any]) -> dict[str, Any]:
     import airflow.sdk
 
     steps: list[tuple[str, int]] = [("import airflow.sdk", rss())]
-    import requests
-
-    steps.append(("import requests", rss()))
-    import filelock
-
-    steps.append(("import filelock", rss()))
-    import tenacity
-
-    steps.append(("import tenacity", rss()))
     from airflow_tokens.hooks.sirv import SirvTokenHook
 
-    steps.append(("import airflow_tokens.hooks.sirv (the rest)", rss()))
+    steps.append(("`from airflow_tokens.hooks.sirv import SirvTokenHook`", rss()))
     airflow.sdk.BaseHook.get_connection("sirv_default")
-    steps.append(("BaseHook.get_connection (Airflow's connection machinery)", rss()))
+    steps.append(("`BaseHook.get_connection()`: Airflow's connection lookup, any hook's first step", rss()))
+    import requests
+
+    steps.append(("`import requests`: what the first token request imports", rss()))
     SirvTokenHook().get_token()
-    steps.append(("SirvTokenHook().get_token(): one fetch", rss()))
-    del requests, filelock, tenacity
+    steps.append(("`SirvTokenHook().get_token()`: the rest of one fetch", rss()))
+    del requests
     return {
         "steps": [
             [name, value - previous] for (name, value), (_, previous) in zip(steps[1:], steps, strict=False)
