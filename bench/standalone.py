@@ -177,7 +177,7 @@ def _delete_cache_variable(airflow: LocalAirflow) -> None:
         raise RuntimeError(f"could not delete {VARIABLE_KEY}: {response.status_code} {response.text}")
 
 
-def _environment(emulator: EmulatorServer, results_dir: Path, pycache: Path, home: Path) -> dict[str, str]:
+def _environment(emulator: EmulatorServer, results_dir: Path, pycache: Path) -> dict[str, str]:
     from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET
 
     credentials = {"login": EMULATOR_CLIENT_ID, "password": EMULATOR_CLIENT_SECRET}
@@ -187,39 +187,12 @@ def _environment(emulator: EmulatorServer, results_dir: Path, pycache: Path, hom
             {"conn_type": "oauth2_client_credentials", "host": f"{emulator.url}/oauth2/token", **credentials}
         ),
         "BENCH_RESULTS_DIR": str(results_dir),
-        # SQLite under 16 task processes, the scheduler and the DAG processor (see _create_database):
-        # wait up to 30 s for a write lock instead of sqlite3's 5 s, after which the scheduler or the
-        # DAG processor dies with "database is locked"; enough pooled connections in the API server
-        # for every task's execution API calls; do not re-parse the unchanging DAG file during the runs.
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=30",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "20",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "20",
+        # The DAG file does not change during the runs: parse it once.
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
         # Bytecode in a private folder, as a pip-installed deployment has it (not in the venv).
         "PYTHONDONTWRITEBYTECODE": "",
         "PYTHONPYCACHEPREFIX": str(pycache),
     }
-
-
-def _create_database(home: Path) -> None:
-    """
-    Create the empty SQLite metadata database in WAL mode (``airflow standalone`` migrates it).
-
-    In SQLite's default rollback-journal mode a reader blocks writers: with 16 task processes
-    reporting through the API server, writes then queued behind reads until a component died with
-    "database is locked" or the API server's pool ran dry. WAL lets reads and one writer proceed
-    together; the mode is stored in the database file.
-    """
-    import sqlite3
-
-    home.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(home / "airflow.db")
-    try:
-        mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    finally:
-        connection.close()
-    if mode != "wal":
-        raise RuntimeError(f"SQLite refused WAL mode ({mode})")
 
 
 def run_deployment(work: Path, *, quick: bool, workload: bool, variable_task: bool) -> list[Section]:
@@ -232,8 +205,7 @@ def run_deployment(work: Path, *, quick: bool, workload: bool, variable_task: bo
     results_dir.mkdir(parents=True, exist_ok=True)
     with EmulatorServer() as emulator:
         home = work / "airflow-home"
-        _create_database(home)
-        env = _environment(emulator, results_dir, work / "pycache", home)
+        env = _environment(emulator, results_dir, work / "pycache")
         airflow = LocalAirflow(home, [DAG_FILE], env=env)
         try:
             watch = Stopwatch()

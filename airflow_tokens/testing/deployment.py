@@ -160,9 +160,12 @@ class LocalAirflow:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW_CONFIG": str(self.home / "airflow.cfg"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-            # SQLite under many task processes, the scheduler and the DAG processor: wait for a lock
-            # rather than fail with "database is locked".
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}?timeout=60",
+            # SQLite under many task processes, the scheduler and the DAG processor: the database is in
+            # WAL mode (see _prepare), writers wait for a lock rather than fail with "database is
+            # locked", and the API server has enough pooled connections for every task's calls.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}?timeout=30",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "20",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "20",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,
@@ -185,9 +188,10 @@ class LocalAirflow:
         return {**inherited, **settings, **self._extra_env}
 
     def _prepare(self) -> None:
-        """Create the home, the DAGs folder of symlinks, the log and temporary folders."""
+        """Create the home, the DAGs folder of symlinks, the log and temporary folders, the database."""
         for folder in (self.home, self.dags_folder, self.logs_folder, self.home / "tmp"):
             folder.mkdir(parents=True, exist_ok=True)
+        self._create_database()
         for dag in self.dags:
             if not dag.is_file():
                 raise FileNotFoundError(f"DAG file {dag} does not exist")
@@ -197,6 +201,25 @@ class LocalAirflow:
                     continue
                 link.unlink()
             link.symlink_to(dag)
+
+    def _create_database(self) -> None:
+        """
+        Create the SQLite metadata database in WAL mode (``airflow standalone`` migrates it).
+
+        In SQLite's default rollback-journal mode a reader blocks writers: with many task processes
+        reporting through the API server, writes queue behind reads until a component dies with
+        "database is locked". WAL lets reads and one writer proceed together; the mode is stored in
+        the database file.
+        """
+        import sqlite3
+
+        connection = sqlite3.connect(self.db_path)
+        try:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        finally:
+            connection.close()
+        if mode != "wal":
+            raise DeploymentError(f"SQLite refused WAL mode ({mode})")
 
     # ------------------------------------------------------------------------- lifecycle
 
