@@ -28,6 +28,13 @@ class AccessToken:
     expires_at: datetime
     obtained_at: datetime
     scope: tuple[str, ...] | None = None
+    # Derived once: the freshness check runs on every cache hit.
+    _expires_epoch: float = field(init=False, repr=False, compare=False)
+    _max_margin: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_expires_epoch", self.expires_at.timestamp())
+        object.__setattr__(self, "_max_margin", self.lifetime * MAX_MARGIN_FRACTION)
 
     @property
     def lifetime(self) -> float:
@@ -36,15 +43,15 @@ class AccessToken:
 
     def effective_margin(self, margin: float) -> float:
         """Return the refresh margin for this token: ``margin`` capped at a fraction of its lifetime."""
-        return min(margin, self.lifetime * MAX_MARGIN_FRACTION)
+        return min(margin, self._max_margin)
 
     def refresh_at(self, margin: float) -> float:
         """Return the epoch second from which the token should be replaced."""
-        return self.expires_at.timestamp() - self.effective_margin(margin)
+        return self._expires_epoch - min(margin, self._max_margin)
 
     def is_fresh(self, margin: float) -> bool:
         """Say whether the token can still be handed out with ``margin`` seconds to spare."""
-        return time.time() < self.refresh_at(margin)
+        return time.time() < self._expires_epoch - min(margin, self._max_margin)
 
     @property
     def authorization(self) -> str:

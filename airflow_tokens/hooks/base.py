@@ -243,6 +243,7 @@ class TokenHook(BaseHook):
         self._retry_option = retry
         self._session = session
         self._xcom_task_id = xcom_task_id
+        self._resolved: _Profile | None = None
 
     # Vendor hooks override this: turn the validated connection into the token request.
     def build_request(self, settings: ConnectionSettings, base_url: str) -> TokenRequest:
@@ -256,9 +257,14 @@ class TokenHook(BaseHook):
         field, options, default = self.base_url_choice
         return settings.base_url(settings.choice(field, options, default))
 
-    @cached_property
+    @property
     def _profile(self) -> _Profile:
         """Return what this hook resolved from its connection, shared by hooks alike for a short while."""
+        if self._resolved is None:
+            self._resolved = self._shared_profile()
+        return self._resolved
+
+    def _shared_profile(self) -> _Profile:
         option = self._cache_option
         key = (
             type(self),
