@@ -254,11 +254,20 @@ class TokenCache:
 
     :param store: the shared store behind process memory, or None for memory only.
     :param lock_timeout: seconds to wait for another process's fetch before fetching anyway.
+    :param cross_process_lock: whether processes on one host fetch one at a time (a file lock); turn it
+        off only where file locks do not work.
     """
 
-    def __init__(self, store: SharedStore | None = None, lock_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        store: SharedStore | None = None,
+        lock_timeout: float = 120.0,
+        *,
+        cross_process_lock: bool = True,
+    ) -> None:
         self.store = store
         self.lock_timeout = lock_timeout
+        self.cross_process_lock = cross_process_lock
 
     def _shared(self) -> SharedStore | None:
         if self.store is not None and self.store.available():
@@ -303,6 +312,8 @@ class TokenCache:
                 return self._fetch_and_keep(key, fingerprint, fetch, None)
             if token := usable(self._load(store, key)):
                 return token
+            if not self.cross_process_lock:
+                return self._fetch_and_keep(key, fingerprint, fetch, store)
             import filelock  # only a shared-store miss takes the cross-process lock
 
             try:

@@ -29,9 +29,9 @@ METHODS = {
         "deployment, see section 3) and registering the token with the secrets masker, where the other "
         "two only POST to the loopback emulator (about 1 ms alone); against a real vendor the POST "
         "dominates. Cold-start runs begin with "
-        "the cache Variable deleted. The lock-less variant is a `TokenCache` subclass in the bench DAG "
-        "file (memory, then the Variable, else fetch and save: the package's cache minus its file "
-        'lock); the package has no such option. The "released together" variants hold every task at '
+        "the cache Variable deleted. The lock-less variant is the same Variable cache with "
+        "`TokenCache(VariableStore(), cross_process_lock=False)`. "
+        'The "released together" variants hold every task at '
         "a file barrier until all 16 have started, then call `get_token()` at once: the worst case."
     ),
     "cache_hit": (

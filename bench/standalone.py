@@ -321,7 +321,7 @@ def _workload_section(outcome: dict[str, list[RunResult]], runs: int) -> Section
         section.figures.append(
             Figure(
                 key,
-                f"Cold start, token calls {released}, without the lock (bench-only cache subclass): "
+                f"Cold start, token calls {released}, without the lock (`cross_process_lock=False`): "
                 "requests per run",
                 per_run,
                 "",

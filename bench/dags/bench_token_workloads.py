@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_tokens.cache import CacheEntry
-    from airflow_tokens.token import AccessToken
 
 PARALLEL_TASKS = 16
 
@@ -125,44 +124,13 @@ def requests_auth_client_credentials() -> None:
     _timed(get, False)
 
 
-def _no_lock_cache() -> Any:
-    """Return the Variable cache minus the cross-process file lock (bench only, not in the package)."""
-    from airflow_tokens.cache import MEMORY, TokenCache, VariableStore
-
-    class NoLockTokenCache(TokenCache):
-        """Memory, then the Variable, else fetch and save: the Variable cache without its file lock."""
-
-        def get(
-            self,
-            key: str,
-            fingerprint: str,
-            margin: float,
-            fetch: Callable[[], AccessToken],
-            *,
-            force_refresh: bool = False,
-            rejected: str | None = None,
-        ) -> AccessToken:
-            store = self._shared()
-            for entry in (MEMORY.entries.get(key), self._load(store, key) if store else None):
-                if (
-                    entry is not None
-                    and not force_refresh
-                    and entry.fingerprint == fingerprint
-                    and entry.token.token != rejected
-                    and entry.token.is_fresh(margin)
-                ):
-                    return entry.token
-            return self._fetch_and_keep(key, fingerprint, fetch, store)
-
-    return NoLockTokenCache(VariableStore())
-
-
 @task
 def airflow_tokens_no_lock(barrier: bool = False) -> None:
-    """Get the Sirv token through a bench-only Variable cache without the cross-process file lock."""
+    """Get the Sirv token through the Variable cache with its cross-process file lock turned off."""
+    from airflow_tokens.cache import TokenCache, VariableStore
     from airflow_tokens.hooks.sirv import SirvTokenHook
 
-    cache = _no_lock_cache()
+    cache = TokenCache(VariableStore(), cross_process_lock=False)
     _timed(lambda: SirvTokenHook(cache=cache).get_token(), barrier)
 
 

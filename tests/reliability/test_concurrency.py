@@ -151,3 +151,26 @@ def test_a_stuck_lock_holder_delays_others_only_up_to_the_lock_timeout(
     finally:
         holder.kill()
         holder.join()
+
+
+def test_without_the_cross_process_lock_a_held_lock_is_not_waited_for(
+    token_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    key = f"test.lock-off-{os.getpid()}-{time.time()}"
+    ready = ctx.Event()
+    holder = ctx.Process(target=hold_lock_forever, args=(key, ready))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        now = datetime.now(UTC)
+        cache = TokenCache(FileStore(str(tmp_path / "s.json")), lock_timeout=30, cross_process_lock=False)
+        started = time.monotonic()
+        token = cache.get(
+            key, "fp", 60, lambda: AccessToken("unlocked", "Bearer", now + timedelta(hours=1), now)
+        )
+        assert token.token == "unlocked"
+        assert time.monotonic() - started < 1
+    finally:
+        holder.kill()
+        holder.join()
