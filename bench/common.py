@@ -216,3 +216,12 @@ class Stopwatch:
     def seconds(self) -> float:
         """Return the seconds since creation."""
         return time.monotonic() - self.began
+
+
+def stats_table(heading: str, stats: dict[str, dict[str, float]], labels: dict[str, str]) -> list[str]:
+    """Return Markdown rows: one per labelled variant, with its median, p10 and p90."""
+    rows = [f"| {heading} | median | p10 | p90 |", "|---|---|---|---|"]
+    for key, label in labels.items():
+        item = stats[key]
+        rows.append(f"| {label} | {fmt_ns(item['median'])} | {fmt_ns(item['p10'])} | {fmt_ns(item['p90'])} |")
+    return rows

@@ -24,6 +24,7 @@ from bench.common import (
     load_average,
     median,
     run_worker,
+    stats_table,
     summary,
 )
 
@@ -140,8 +141,6 @@ class Micro:
             f"{rounds} rounds of {batch} calls per variant, in a rotating order, in one fresh process; "
             "each sample is one batch's time divided by its calls.",
             "",
-            "| call | median | p10 | p90 |",
-            "|---|---|---|---|",
         ]
         labels = {
             "airflow_tokens_new_hook": 'airflow-tokens: `SirvTokenHook(cache="memory").get_token()`',
@@ -153,11 +152,7 @@ class Micro:
             "new_hook_profile": "breakdown: constructor + `_profile` (the resolved connection, shared)",
             "token_is_fresh": "breakdown: `AccessToken.is_fresh(60)` alone",
         }
-        for key, label in labels.items():
-            item = stats[key]
-            rows.append(
-                f"| {label} | {fmt_ns(item['median'])} | {fmt_ns(item['p10'])} | {fmt_ns(item['p90'])} |"
-            )
+        rows += stats_table("call", stats, labels)
         during = result["token_requests_during_timing"]
         rows += [
             "",
@@ -204,10 +199,7 @@ class Micro:
                 note="see the masker note below",
             ),
         ]
-        rows = [
-            "| request | median | p10 | p90 |",
-            "|---|---|---|---|",
-        ]
+        rows = []
         labels = {
             "bare_reused_session": "bare `session.post(url, json=body)` + `.json()`, one reused session",
             "hook_fetch_access_token": '`SirvTokenHook(cache="none").fetch_access_token()`, reused hook',
@@ -215,11 +207,7 @@ class Micro:
             "bare_new_session": "bare `post` on a new `requests.Session()` each time",
             "hook_new_hook_new_session": "new hook with a new session each time, `fetch_access_token()`",
         }
-        for key, label in labels.items():
-            item = stats[key]
-            rows.append(
-                f"| {label} | {fmt_ns(item['median'])} | {fmt_ns(item['p10'])} | {fmt_ns(item['p90'])} |"
-            )
+        rows += stats_table("request", stats, labels)
         parts = result["breakdown"]
         forced_samples = samples["hook_get_token_force_refresh"]
         rows += [
