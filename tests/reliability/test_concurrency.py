@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -19,6 +20,7 @@ from tests.reliability._workers import FileStore, ask_for_token, hold_lock_forev
 from tests.vendors import OAUTH2
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import pytest
@@ -102,75 +104,64 @@ def test_processes_with_a_cold_cache_make_one_request(token_emulator: EmulatorSe
     assert token_emulator.client.token_requests("oauth2") == 1
 
 
-def test_a_killed_lock_holder_does_not_block_others(token_emulator: EmulatorServer, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def lock_holder(name: str) -> Iterator[tuple[str, Any]]:
+    """Run a process that takes the cross-process lock of a new cache key and holds it; kill it after."""
     ctx = multiprocessing.get_context("spawn")
-    key = f"test.killed-holder-{os.getpid()}-{time.time()}"
+    key = f"test.{name}-{os.getpid()}-{time.time()}"
     ready = ctx.Event()
     holder = ctx.Process(target=hold_lock_forever, args=(key, ready))
     holder.start()
-    assert ready.wait(30)
-    assert holder.pid is not None
-    os.kill(holder.pid, signal.SIGKILL)
-    holder.join()
+    try:
+        assert ready.wait(30)
+        yield key, holder
+    finally:
+        holder.kill()
+        holder.join()
 
-    MEMORY.clear()
-    out = ctx.Queue()
-    started = time.monotonic()
-    worker = ctx.Process(
-        target=ask_for_token, args=(token_emulator.url, str(tmp_path / "s.json"), key, time.time(), out)
-    )
-    worker.start()
-    assert out.get(timeout=30)
-    worker.join(timeout=30)
+
+def _fresh(value: str) -> AccessToken:
+    now = datetime.now(UTC)
+    return AccessToken(value, "Bearer", now + timedelta(hours=1), now)
+
+
+def test_a_killed_lock_holder_does_not_block_others(token_emulator: EmulatorServer, tmp_path: Path) -> None:
+    with lock_holder("killed-holder") as (key, holder):
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.join()
+
+        MEMORY.clear()
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        started = time.monotonic()
+        worker = ctx.Process(
+            target=ask_for_token, args=(token_emulator.url, str(tmp_path / "s.json"), key, time.time(), out)
+        )
+        worker.start()
+        assert out.get(timeout=30)
+        worker.join(timeout=30)
     assert time.monotonic() - started < 15  # process start-up plus one request, no lock wait
     assert token_emulator.client.token_requests("oauth2") == 1
 
 
-def test_a_stuck_lock_holder_delays_others_only_up_to_the_lock_timeout(
-    token_emulator: EmulatorServer, tmp_path: Path
-) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    key = f"test.stuck-holder-{os.getpid()}-{time.time()}"
-    ready = ctx.Event()
-    holder = ctx.Process(target=hold_lock_forever, args=(key, ready))
-    holder.start()
-    try:
-        assert ready.wait(30)
-        calls: list[int] = []
-
-        def fetch() -> AccessToken:
-            calls.append(1)
-            now = datetime.now(UTC)
-            return AccessToken("fresh-token", "Bearer", now + timedelta(hours=1), now)
-
+def test_a_stuck_lock_holder_delays_others_only_up_to_the_lock_timeout(tmp_path: Path) -> None:
+    calls: list[str] = []
+    with lock_holder("stuck-holder") as (key, _):
         started = time.monotonic()
-        token = TokenCache(FileStore(str(tmp_path / "s.json")), lock_timeout=1).get(key, "fp", 60, fetch)
-        assert token.token == "fresh-token"
-        assert 1 <= time.monotonic() - started < 5
-        assert calls == [1]
-    finally:
-        holder.kill()
-        holder.join()
+        token = TokenCache(FileStore(str(tmp_path / "s.json")), lock_timeout=1).get(
+            key, "fp", 60, lambda: calls.append("fetch") or _fresh("fresh-token")
+        )
+        waited = time.monotonic() - started
+    assert token.token == "fresh-token"
+    assert 1 <= waited < 5
+    assert calls == ["fetch"]
 
 
-def test_without_the_cross_process_lock_a_held_lock_is_not_waited_for(
-    token_emulator: EmulatorServer, tmp_path: Path
-) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    key = f"test.lock-off-{os.getpid()}-{time.time()}"
-    ready = ctx.Event()
-    holder = ctx.Process(target=hold_lock_forever, args=(key, ready))
-    holder.start()
-    try:
-        assert ready.wait(30)
-        now = datetime.now(UTC)
+def test_without_the_cross_process_lock_a_held_lock_is_not_waited_for(tmp_path: Path) -> None:
+    with lock_holder("lock-off") as (key, _):
         cache = TokenCache(FileStore(str(tmp_path / "s.json")), lock_timeout=30, cross_process_lock=False)
         started = time.monotonic()
-        token = cache.get(
-            key, "fp", 60, lambda: AccessToken("unlocked", "Bearer", now + timedelta(hours=1), now)
-        )
-        assert token.token == "unlocked"
-        assert time.monotonic() - started < 1
-    finally:
-        holder.kill()
-        holder.join()
+        token = cache.get(key, "fp", 60, lambda: _fresh("unlocked"))
+        waited = time.monotonic() - started
+    assert token.token == "unlocked"
+    assert waited < 1
