@@ -52,7 +52,9 @@ METHODS = {
         "Then batches of repeated calls, and a count of Variable reads during 2,000 repeated calls."
     ),
     "cold_fetch": (
-        "One fresh process; the emulator on loopback in the bench process. `fetch_access_token()` on a "
+        "One fresh process; the emulator on loopback in the bench process. The hook's fetch path "
+        "(`_fetch()`: what `fetch_access_token()` and a cache miss run before the token is masked; "
+        "masking is a once-per-token cost, measured apart in the forced-refresh row) on a "
         'reused `SirvTokenHook(cache="none")` (its transport reuses one `requests.Session`) against a '
         "bare `session.post(url, json=body)` + `.json()` on one reused session: same endpoint, same "
         "body, both keep-alive. Also both with a new session (and a new hook) per request. Interleaved, "

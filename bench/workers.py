@@ -149,7 +149,7 @@ def cold_fetch(args: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError("no token")
 
     def hook_fetch_access_token() -> None:
-        hook.fetch_access_token()
+        hook._fetch()
 
     def hook_get_token_force_refresh() -> None:
         hook.get_token(force_refresh=True)
@@ -163,7 +163,7 @@ def cold_fetch(args: dict[str, Any]) -> dict[str, Any]:
 
     def hook_new_hook_new_session() -> None:
         with requests.Session() as fresh:
-            SirvTokenHook(cache="none", session=fresh).fetch_access_token()
+            SirvTokenHook(cache="none", session=fresh)._fetch()
 
     calls: dict[str, Callable[[], None]] = {
         "bare_reused_session": bare_reused_session,
@@ -253,12 +253,12 @@ def _fetch_breakdown(hook: Any, rounds: int) -> dict[str, float]:
 
     for _ in range(rounds):
         began = clock()
-        hook.fetch_access_token()
+        hook._fetch()
         parts["fetch_with_log"].append(float(clock() - began))
         fetch_logger.disabled = True
         try:
             began = clock()
-            hook.fetch_access_token()
+            hook._fetch()
             parts["fetch_without_log"].append(float(clock() - began))
         finally:
             fetch_logger.disabled = False

@@ -383,7 +383,13 @@ class TokenHook(BaseHook):
         return f"{self.conn_type}.{self.conn_id}"
 
     def fetch_access_token(self) -> AccessToken:
-        """Request a new token from the vendor, bypassing every cache."""
+        """Request a new token from the vendor, bypassing every cache (the token is masked, too)."""
+        token = self._fetch()
+        mask_once(token)
+        return token
+
+    def _fetch(self) -> AccessToken:
+        """Send the token request; whoever hands the token out masks it."""
         return fetch_token(
             self.conn_id, self.token_request, self.response_fields, self.transport, self.retrying
         )
@@ -395,7 +401,7 @@ class TokenHook(BaseHook):
             self.cache_key,
             profile.fingerprint,
             profile.refresh_margin,
-            self.fetch_access_token,
+            self._fetch,
             force_refresh=force_refresh,
             rejected=rejected,
         )

@@ -318,3 +318,10 @@ def test_a_uri_with_a_digit_scheme_is_explained(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(TokenConfigError, match=r"scheme starts with a digit \(360learning://\)") as info:
         Learning360TokenHook().get_token()
     assert "secret-in-uri" not in str(info.value)
+
+
+def test_a_token_fetched_directly_is_masked_too(sirv: HookFactory) -> None:
+    from airflow.sdk._shared.secrets_masker import redact
+
+    token = sirv().fetch_access_token().token
+    assert redact(f"token is {token}") == "token is ***"
