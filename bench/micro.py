@@ -244,12 +244,12 @@ class Micro:
 
     # ------------------------------------------------------------------------------ 5. imports
 
-    def _importtime(self) -> dict[str, Any]:
+    def _importtime(self, bytecode: bool = True) -> dict[str, Any]:
         """Return ``-X importtime`` of the hook import after ``import airflow.sdk``: total and top modules."""
         completed = subprocess.run(
             [PYTHON, "-X", "importtime", "-c", IMPORT_CODE],
             cwd=REPO,
-            env=self.env(),
+            env=self.env(bytecode=bytecode),
             capture_output=True,
             text=True,
             timeout=300,
@@ -292,7 +292,7 @@ class Micro:
             for _ in range(max(3, runs // 3))
         ]
         evidence = self._importtime()
-        evidence_no_pyc = self._importtime_no_bytecode()
+        evidence_no_pyc = self._importtime(bytecode=False)
         section = Section("imports", "Import cost and DAG parse cost (fresh subprocesses)")
         sdk_ms = median(sdk) * 1000
         section.figures.append(
@@ -351,30 +351,6 @@ class Micro:
             **parse.data,
         }
         return section
-
-    def _importtime_no_bytecode(self) -> dict[str, Any]:
-        completed = subprocess.run(
-            [PYTHON, "-X", "importtime", "-c", IMPORT_CODE],
-            cwd=REPO,
-            env=self.env(bytecode=False),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        )
-        lines = completed.stderr.split("BENCH-MARK", 1)[1].splitlines()
-        modules = []
-        for line in lines:
-            match = _IMPORTTIME.match(line)
-            if match:
-                modules.append((match.group(4), int(match.group(1)), int(match.group(2))))
-        total = next(
-            (cumulative for name, _, cumulative in modules if name == "airflow_tokens.hooks.sirv"), 0
-        )
-        return {
-            "total_us": total,
-            "top_self": [[name, own] for name, own, _ in sorted(modules, key=lambda item: -item[1])[:8]],
-        }
 
     def _parse(self, runs: int) -> Section:
         """DagBag parse of each example DAG file vs an empty DAG, in fresh processes."""
