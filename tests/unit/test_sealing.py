@@ -35,7 +35,9 @@ def test_each_seal_uses_a_new_nonce() -> None:
 
 
 def test_another_secret_cannot_open_it() -> None:
-    rotated = EntrySeal(b'["POST","https://api.example.com/token",{"clientSecret":"n3w"}]', "sirv.sirv_default")
+    rotated = EntrySeal(
+        b'["POST","https://api.example.com/token",{"clientSecret":"n3w"}]', "sirv.sirv_default"
+    )
     with pytest.raises(UnusableEntry, match="cannot be decrypted with this connection's credentials"):
         rotated.open(SEAL.seal(ENTRY))
 
