@@ -36,6 +36,8 @@ _T = TypeVar("_T")
 #: Cache names accepted by the ``cache`` option and connection extra.
 CACHES = ("variable", "memory", "xcom", "none")
 DEFAULT_REFRESH_MARGIN = 60.0
+#: How long one host may take to refresh for the deployment before another takes over (0: no lease).
+DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_TIMEOUT = (10.0, 30.0)
 DEFAULT_RETRY = RetryPolicy()
 #: New hook objects in one process reuse a connection resolved less than this many seconds ago.
@@ -358,7 +360,10 @@ class TokenHook(BaseHook):
                     self.conn_id, "xcom_task_id", "cache='xcom' needs the task id of the FetchTokenOperator"
                 )
             return TokenCache(XComStore(self._xcom_task_id, self.conn_id))
-        return TokenCache(VariableStore() if name == "variable" else None)
+        if name == "variable":
+            lease = settings.number("lease_seconds", DEFAULT_LEASE_SECONDS, 0, 3600)
+            return TokenCache(VariableStore(), lease_seconds=lease)
+        return TokenCache(None)
 
     @property
     def settings(self) -> ConnectionSettings:
