@@ -93,4 +93,3 @@ class TokenResponseError(TokenError):
         self.url = url
         self.problem = problem
         super().__init__(conn_id, f"Connection {conn_id!r}: unusable token response from {url}: {problem}")
-
