@@ -234,7 +234,7 @@ class _Held:
     """A token this process holds, with its own spread of the refresh point and any deferral."""
 
     entry: CacheEntry
-    #: 0..1: how early, within half the margin, this process starts refreshing (hosts do not align).
+    #: 0..1: how late, within the first half of the margin, this process starts refreshing.
     jitter: float = 0.0
     #: While another process or host refreshes, hand the token out from memory until then.
     defer_until: float = 0.0
@@ -259,21 +259,24 @@ class _Ask:
         )
 
     def accepts(self, held: _Held | None) -> bool:
-        """Say whether ``held`` is fresh: before its (jittered) refresh point."""
+        """Say whether ``held`` is fresh: before this process's refresh point for it."""
         if not self._matches(held):
             return False
         assert held is not None
         token = held.entry.token
-        margin = token.effective_margin(self.margin)
-        return time.time() < token.refresh_at(self.margin) - held.jitter * margin / 2
+        # Between the margin and half of it before expiry, as this process drew: hosts do not align.
+        return (
+            time.time()
+            < token.refresh_at(self.margin) + held.jitter * token.effective_margin(self.margin) / 2
+        )
 
     def tolerates(self, held: _Held | None) -> bool:
-        """Say whether ``held`` may be handed out while someone else refreshes: half its margin left."""
+        """Say whether ``held`` may be handed out while another refreshes: a quarter of its margin left."""
         if not self._matches(held):
             return False
         assert held is not None
         token = held.entry.token
-        return time.time() < token.expires_at.timestamp() - token.effective_margin(self.margin) / 2
+        return time.time() < token.expires_at.timestamp() - token.effective_margin(self.margin) / 4
 
     def hit(self, held: _Held | None) -> bool:
         """Say whether memory alone answers: fresh, or tolerated while a refresh elsewhere is awaited."""
@@ -360,10 +363,12 @@ class TokenCache:
 
     On a shared-store miss, processes of one host take turns through a file lock, and hosts through a
     lease kept beside the token in the store (written, then confirmed by reading it back after a short
-    settle). Whoever holds a token with half its refresh margin left keeps handing it out while another
-    process or host refreshes; whoever holds none waits for the new token, at most ``lock_timeout`` for
-    the host's lock and the lease's own time for another host. Any failure of the lock or the lease
-    means one extra request, never a hang or an error.
+    settle). With a shared store, each process starts refreshing at a point it draws between the
+    refresh margin and half of it before expiry, so hosts do not all refresh at once. Whoever holds a
+    token with a quarter of its margin left keeps handing it out while another process or host
+    refreshes; whoever holds none waits for the new token, at most ``lock_timeout`` for the host's lock
+    and the lease's own time for another host. Any failure of the lock or the lease means one extra
+    request, never a hang or an error.
 
     :param store: the shared store behind process memory, or None for memory only.
     :param lock_timeout: seconds to wait for another process's fetch on this host before fetching anyway.

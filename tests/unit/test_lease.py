@@ -56,7 +56,7 @@ def test_during_anothers_refresh_the_current_token_is_handed_out_without_waiting
     cache = TokenCache(store, poll=0.05, settle=0.01)
     with time_machine.travel(time.time(), tick=False) as clock:
         assert cache.get("k", "fp", 60, vendor, seal=SEAL).token == "token-1"
-        clock.shift(6.5)  # inside the refresh window, 1.5 s of life left
+        clock.shift(7.1)  # past every refresh point (8 - 2 + 1 at the latest), 0.9 s of life left
         _other_host(store)
         started = time.monotonic()
         assert cache.get("k", "fp", 60, vendor, seal=SEAL).token == "token-1"
@@ -64,7 +64,7 @@ def test_during_anothers_refresh_the_current_token_is_handed_out_without_waiting
         writes = store.lease_writes
         assert cache.get("k", "fp", 60, vendor, seal=SEAL).token == "token-1"  # from memory for a while
         assert store.lease_writes == writes
-        clock.shift(0.6)  # under half the margin left: no longer handed out; the other host's token is
+        clock.shift(0.5)  # under a quarter of the margin left: no longer handed out; the other host's is
         _store_token(store, "from-other-host", lifetime=8)
         assert cache.get("k", "fp", 60, vendor, seal=SEAL).token == "from-other-host"
     assert vendor.calls == 1
@@ -115,20 +115,20 @@ def test_lease_seconds_zero_turns_the_lease_off() -> None:
     assert store.lease_writes == 0
 
 
-def test_refresh_points_spread_over_half_the_margin() -> None:
+def test_refresh_points_spread_over_the_first_half_of_the_margin() -> None:
     now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
     token = AccessToken("t", "Bearer", now + timedelta(seconds=1200), now)
-    early, late = _Held(CacheEntry(token, "fp"), jitter=1.0), _Held(CacheEntry(token, "fp"), jitter=0.0)
+    early, late = _Held(CacheEntry(token, "fp"), jitter=0.0), _Held(CacheEntry(token, "fp"), jitter=1.0)
     ask = _Ask("k", "fp", 60, False, None)
-    with time_machine.travel(now + timedelta(seconds=1109), tick=False):
+    with time_machine.travel(now + timedelta(seconds=1139), tick=False):
         assert ask.accepts(early)
         assert ask.accepts(late)
-    with time_machine.travel(now + timedelta(seconds=1111), tick=False):
-        assert not ask.accepts(early)  # 1200 - 60 - 30
+    with time_machine.travel(now + timedelta(seconds=1141), tick=False):
+        assert not ask.accepts(early)  # 1200 - 60
         assert ask.accepts(late)
-    with time_machine.travel(now + timedelta(seconds=1140), tick=False):
-        assert not ask.accepts(late)
+    with time_machine.travel(now + timedelta(seconds=1171), tick=False):
+        assert not ask.accepts(late)  # 1200 - 30
         assert ask.tolerates(late)
-    with time_machine.travel(now + timedelta(seconds=1170), tick=False):
-        assert not ask.tolerates(late)  # half the margin left: never handed out
+    with time_machine.travel(now + timedelta(seconds=1186), tick=False):
+        assert not ask.tolerates(late)  # a quarter of the margin left: never handed out
     MEMORY.clear()
