@@ -1,4 +1,4 @@
-"""The vendors under test, and helpers for the cache Variable in the session's metadata database."""
+"""The vendors under test, the token the emulator issued, and helpers for the cache Variable."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pytest
 
     from airflow_tokens.hooks.base import TokenHook
+    from airflow_tokens.testing import EmulatorServer
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,12 @@ OAUTH2 = VendorCase(
     host_path="/oauth2/token",
 )
 VENDORS = (SIRV, LEARNING360, MANIS, PODERO, OAUTH2)
+
+
+def only_issued(emulator: EmulatorServer) -> str:
+    """Return the one token the emulator issued."""
+    [token] = emulator.client.issued_tokens()
+    return token
 
 
 def variable_row(key: str) -> Any:

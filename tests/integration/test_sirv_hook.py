@@ -16,7 +16,7 @@ from airflow_tokens.exceptions import TokenConfigError, TokenRequestError, Token
 from airflow_tokens.hooks.sirv import SirvTokenHook
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer, Fault
-from tests.vendors import SIRV
+from tests.vendors import SIRV, only_issued
 
 FAST = RetryPolicy(max_attempts=4, max_seconds=20).retrying(wait=tenacity.wait_none())
 HookFactory = Callable[..., SirvTokenHook]
@@ -40,12 +40,6 @@ def sirv(token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Hoo
         return SirvTokenHook(**options)
 
     return make
-
-
-def only_issued(emulator: EmulatorServer) -> str:
-    """Return the one token the emulator issued."""
-    [token] = emulator.client.issued_tokens()
-    return token
 
 
 def test_request_is_exactly_what_sirv_documents(sirv: HookFactory, token_emulator: EmulatorServer) -> None:

@@ -15,7 +15,7 @@ from airflow_tokens.exceptions import TokenConfigError, TokenRequestError
 from airflow_tokens.hooks.base import TokenHook
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer, Fault
-from tests.vendors import LEARNING360, MANIS, OAUTH2, PODERO
+from tests.vendors import LEARNING360, MANIS, OAUTH2, PODERO, only_issued
 from tests.vendors import VENDORS as VENDOR_CASES
 from tests.vendors import VendorCase as Vendor
 
@@ -53,12 +53,6 @@ def basic(user: str, password: str) -> str:
 def only_request(emulator: EmulatorServer, vendor: str) -> dict[str, Any]:
     [request] = emulator.client.requests(vendor)
     return request
-
-
-def only_issued(emulator: EmulatorServer) -> str:
-    """Return the one token the emulator issued."""
-    [token] = emulator.client.issued_tokens()
-    return token
 
 
 # ------------------------------------------------------------------------- request shapes
