@@ -1,87 +1,136 @@
-"""Token caches: process memory in front, an optional shared store (Variable, XCom) behind it."""
+"""Token caches: process memory in front, an optional shared store (Variable, XCom) behind it.
+
+:class:`TokenCache` holds the one cache policy. It is a sans-IO flow (see :mod:`airflow_tokens.flow`)
+that the sync and the async paths both drive: memory, then the shared store, then the host's file
+lock, then the deployment-wide lease, then one fetch. Entries in shared stores are sealed by
+:mod:`airflow_tokens.sealing`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import os
+import random
+import socket
 import sys
 import tempfile
 import threading
+import time
+import uuid
+import weakref
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from airflow_tokens.exceptions import TokenCacheError
+from airflow_tokens.flow import Call, Sleep, arun, run
+from airflow_tokens.sealing import CacheEntry, UnusableEntry
 from airflow_tokens.token import AccessToken
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import filelock
+
+    from airflow_tokens.fetch import Transport
+    from airflow_tokens.flow import Flow
+    from airflow_tokens.sealing import EntrySeal
+
+    #: What a cache calls for a new token: a flow (the hooks), or a plain function (tests, scripts).
+    Fetch = Callable[[], Flow[AccessToken] | AccessToken]
+
+__all__ = [
+    "MEMORY",
+    "CacheEntry",
+    "Lease",
+    "SharedStore",
+    "TokenCache",
+    "VariableStore",
+    "XComStore",
+    "clear_memory_cache",
+    "forget_connections",
+    "in_task",
+    "mask_once",
+]
+
 log = logging.getLogger(__name__)
 
-#: Version tag of every cache entry this package writes; entries of any other shape are ignored.
-ENTRY_FORMAT = "airflow-tokens/1"
+#: This host's name, recorded in every entry and lease it writes.
+HOSTNAME = socket.gethostname()
 
 
 @dataclass(frozen=True, slots=True)
-class CacheEntry:
+class Lease:
     """
-    Pair a token with the fingerprint of the credentials and request that produced it.
+    Say which process refreshes a token for the whole deployment, and until when.
 
-    :param token: the cached token.
-    :param fingerprint: digest of the request that obtained it (see ``TokenRequest.fingerprint``).
+    :param holder: ``host:pid:nonce`` of the process that refreshes.
+    :param until: epoch second at which the lease lapses, whether or not a token was stored.
     """
 
-    token: AccessToken
-    fingerprint: str
+    holder: str
+    until: float
 
     def to_json(self) -> str:
-        """Serialise for a shared store (the result contains the token)."""
-        return json.dumps({"format": ENTRY_FORMAT, "fingerprint": self.fingerprint, **self.token.to_dict()})
+        """Serialise for a store (no secret in it)."""
+        return json.dumps({"holder": self.holder, "until": self.until})
 
     @classmethod
-    def from_json(cls, raw: Any) -> CacheEntry:
-        """Parse :meth:`to_json` output; raise ValueError on anything else."""
-        data = json.loads(raw) if isinstance(raw, str | bytes) else raw
-        if not isinstance(data, dict) or data.get("format") != ENTRY_FORMAT:
-            raise ValueError("not an airflow-tokens cache entry")
-        fingerprint = data.get("fingerprint")
-        if not isinstance(fingerprint, str):
-            raise ValueError("fingerprint missing")
-        return cls(AccessToken.from_dict(data), fingerprint)
+    def from_json(cls, raw: Any) -> Lease | None:
+        """Parse :meth:`to_json` output; None for anything else."""
+        try:
+            data = json.loads(raw) if isinstance(raw, str | bytes) else raw
+            return cls(str(data["holder"]), float(data["until"]))
+        except (TypeError, ValueError, KeyError):
+            return None
 
 
 class SharedStore(Protocol):
     """A store that several processes share; every method may fail and must not be trusted blindly."""
 
     name: str
+    #: Whether the store can keep a lease beside the entry (deployment-wide single flight).
+    leases: bool
 
     def available(self) -> bool:
         """Say whether the store can be used in this process."""
 
-    def load(self, key: str) -> CacheEntry | None:
-        """Return the stored entry, or None when there is none or it is unusable."""
+    def load(self, key: str) -> Any:
+        """Return the stored (sealed) value, or None when there is none."""
 
-    def save(self, key: str, entry: CacheEntry) -> None:
-        """Store the entry, replacing any other."""
+    def save(self, key: str, value: dict[str, Any]) -> None:
+        """Store the sealed value, replacing any other."""
+
+    def load_lease(self, key: str) -> Lease | None:
+        """Return the lease on ``key``, or None."""
+
+    def save_lease(self, key: str, lease: Lease) -> None:
+        """Write the lease on ``key``, replacing any other."""
+
+    def clear_lease(self, key: str) -> None:
+        """Remove the lease on ``key``."""
 
 
 def in_task() -> bool:
-    """Say whether this process is running an Airflow task (Variables and XCom reachable)."""
+    """Say whether this process runs Airflow tasks or triggers (Variables and XCom reachable)."""
     runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
     return getattr(runner, "SUPERVISOR_COMMS", None) is not None
 
 
 class VariableStore:
-    """Keep the token in an Airflow Variable, Fernet-encrypted at rest and masked in the UI and API."""
+    """Keep the sealed token in an Airflow Variable, and the refresh lease in another."""
 
     name = "variable"
+    leases = True
+    DESCRIPTION: ClassVar[str] = (
+        "Access token cached by airflow-tokens, encrypted with a key derived from the connection's secret "
+        "(replaced automatically before expiry)."
+    )
 
     def available(self) -> bool:
-        """Say whether Variables can be read and written (only inside a task)."""
+        """Say whether Variables can be read and written (only inside a task or trigger)."""
         return in_task()
 
     @staticmethod
@@ -89,87 +138,52 @@ class VariableStore:
         """Return the Variable key for a cache key; it contains ``token`` so Airflow masks its value."""
         return f"airflow_tokens.access_token.{key}"
 
-    def load(self, key: str) -> CacheEntry | None:
-        """Return the entry in the Variable, or None when absent or unusable."""
+    @staticmethod
+    def lease_key(key: str) -> str:
+        """Return the Variable key of the refresh lease for a cache key."""
+        return f"airflow_tokens.lease.{key}"
+
+    def load(self, key: str) -> Any:
+        """Return the sealed entry in the Variable, or None."""
         from airflow.sdk import Variable
 
-        raw = Variable.get(self.variable_key(key), default=None)
-        if raw is None:
-            return None
-        try:
-            return CacheEntry.from_json(raw)
-        except ValueError as exc:
-            log.warning("Ignoring unusable token cache Variable %s (%s)", self.variable_key(key), exc)
-            return None
+        return Variable.get(self.variable_key(key), default=None)
 
-    def save(self, key: str, entry: CacheEntry) -> None:
-        """Write the entry to the Variable."""
+    def save(self, key: str, value: dict[str, Any]) -> None:
+        """Write the sealed entry to the Variable."""
         from airflow.sdk import Variable
 
-        Variable.set(
-            self.variable_key(key),
-            entry.to_json(),
-            description="Access token cached by airflow-tokens (replaced automatically before expiry).",
-        )
+        Variable.set(self.variable_key(key), json.dumps(value), description=self.DESCRIPTION)
 
+    def load_lease(self, key: str) -> Lease | None:
+        """Return the lease Variable's lease, or None."""
+        from airflow.sdk import Variable
 
-XCOM_FORMAT = "airflow-tokens/xcom/1"
+        return Lease.from_json(Variable.get(self.lease_key(key), default=None))
 
+    def save_lease(self, key: str, lease: Lease) -> None:
+        """Write the lease Variable."""
+        from airflow.sdk import Variable
 
-def require_fernet(conn_id: str) -> Any:
-    """Return the deployment's Fernet; refuse when none is configured (never fall back to plain text)."""
-    from airflow.sdk.crypto import get_fernet
+        Variable.set(self.lease_key(key), lease.to_json(), description="airflow-tokens refresh lease")
 
-    fernet = get_fernet()
-    if not getattr(fernet, "is_encrypted", False):
-        raise TokenCacheError(
-            conn_id,
-            "XCom token caching needs a Fernet key so the token is never stored in plain text: "
-            "set [core] fernet_key (environment variable AIRFLOW__CORE__FERNET_KEY)",
-        )
-    return fernet
+    def clear_lease(self, key: str) -> None:
+        """Delete the lease Variable."""
+        from airflow.sdk import Variable
 
-
-def encode_envelope(conn_id: str, entry: CacheEntry) -> dict[str, Any]:
-    """Return the XCom value for a token: metadata in clear, token and fingerprint Fernet-encrypted."""
-    secret = json.dumps({"token": entry.token.token, "fingerprint": entry.fingerprint})
-    token = entry.token
-    return {
-        "format": XCOM_FORMAT,
-        "conn_id": conn_id,
-        "token_type": token.token_type,
-        "expires_at": token.expires_at.isoformat(),
-        "obtained_at": token.obtained_at.isoformat(),
-        "scope": list(token.scope) if token.scope is not None else None,
-        "encrypted": require_fernet(conn_id).encrypt(secret.encode()).decode(),
-    }
-
-
-def decode_envelope(conn_id: str, value: Any) -> CacheEntry:
-    """Return the entry inside an XCom envelope; raise ValueError when it is foreign or undecryptable."""
-    from cryptography.fernet import InvalidToken
-
-    if not isinstance(value, dict) or value.get("format") != XCOM_FORMAT:
-        raise ValueError("not an airflow-tokens token envelope")
-    try:
-        secret = json.loads(require_fernet(conn_id).decrypt(str(value.get("encrypted", "")).encode()))
-        expires_at = datetime.fromisoformat(value["expires_at"])
-        obtained_at = datetime.fromisoformat(value["obtained_at"])
-    except (InvalidToken, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"undecryptable or malformed envelope ({type(exc).__name__})") from None
-    data = {**value, **secret, "expires_at": expires_at.timestamp(), "obtained_at": obtained_at.timestamp()}
-    return CacheEntry.from_json({**data, "format": ENTRY_FORMAT})
+        Variable.delete(self.lease_key(key))
 
 
 class XComStore:
     """
-    Read the token a :class:`~airflow_tokens.operators.token.FetchTokenOperator` pushed, in this DAG run.
+    Read the sealed token a :class:`~airflow_tokens.operators.token.FetchTokenOperator` pushed, in this run.
 
     :param task_id: the producing task.
     :param conn_id: the connection (for messages).
     """
 
     name = "xcom"
+    leases = False
 
     def __init__(self, task_id: str, conn_id: str) -> None:
         self.task_id = task_id
@@ -179,22 +193,27 @@ class XComStore:
         """Say whether XCom can be read (only inside a task)."""
         return in_task()
 
-    def load(self, key: str) -> CacheEntry | None:
-        """Return the producer's token, or None when absent, foreign or undecryptable."""
+    def load(self, key: str) -> Any:
+        """Return the producer's envelope, or None."""
         from airflow.sdk import get_current_context
 
         value = get_current_context()["ti"].xcom_pull(task_ids=self.task_id)
         if value is None:
             log.warning("Task %s pushed no token envelope; fetching a token", self.task_id)
-            return None
-        try:
-            return decode_envelope(self.conn_id, value)
-        except ValueError as exc:
-            log.warning("Ignoring the token envelope of task %s: %s", self.task_id, exc)
-            return None
+        return value
 
-    def save(self, key: str, entry: CacheEntry) -> None:
+    def save(self, key: str, value: dict[str, Any]) -> None:
         """Keep a token fetched here in this process only: only the producer task pushes to XCom."""
+
+    def load_lease(self, key: str) -> Lease | None:
+        """Return None: XCom keeps no lease."""
+        return None
+
+    def save_lease(self, key: str, lease: Lease) -> None:
+        """Keep no lease (XCom is written by its producer task only)."""
+
+    def clear_lease(self, key: str) -> None:
+        """Keep no lease."""
 
 
 _masked: set[str] = set()
@@ -210,21 +229,88 @@ def mask_once(token: AccessToken) -> None:
     _masked.add(token.token)
 
 
+@dataclass(slots=True)
+class _Held:
+    """A token this process holds, with its own spread of the refresh point and any deferral."""
+
+    entry: CacheEntry
+    #: 0..1: how late, within the first half of the margin, this process starts refreshing.
+    jitter: float = 0.0
+    #: While another process or host refreshes, hand the token out from memory until then.
+    defer_until: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """What a caller asks of the cache."""
+
+    key: str
+    fingerprint: str
+    margin: float
+    force_refresh: bool
+    rejected: str | None
+
+    def _matches(self, held: _Held | None) -> bool:
+        return (
+            held is not None
+            and not self.force_refresh
+            and held.entry.fingerprint == self.fingerprint
+            and held.entry.token.token != self.rejected
+        )
+
+    def accepts(self, held: _Held | None) -> bool:
+        """Say whether ``held`` is fresh: before this process's refresh point for it."""
+        if not self._matches(held):
+            return False
+        assert held is not None
+        token = held.entry.token
+        # Between the margin and half of it before expiry, as this process drew: hosts do not align.
+        return (
+            time.time()
+            < token.refresh_at(self.margin) + held.jitter * token.effective_margin(self.margin) / 2
+        )
+
+    def tolerates(self, held: _Held | None) -> bool:
+        """Say whether ``held`` may be handed out while another refreshes: a quarter of its margin left."""
+        if not self._matches(held):
+            return False
+        assert held is not None
+        token = held.entry.token
+        return time.time() < token.expires_at.timestamp() - token.effective_margin(self.margin) / 4
+
+    def hit(self, held: _Held | None) -> bool:
+        """Say whether memory alone answers: fresh, or tolerated while a refresh elsewhere is awaited."""
+        return self.accepts(held) or (
+            held is not None and time.time() < held.defer_until and self.tolerates(held)
+        )
+
+
 class _Memory:
     """The process-wide table of cached tokens, with one lock per key for single-flight fetches."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, CacheEntry] = {}
+        self.entries: dict[str, _Held] = {}
         #: What hooks resolved from their connection, reused by new hook objects for a short while.
         self.profiles: dict[Any, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._guard = threading.Lock()
 
     def lock(self, key: str) -> threading.Lock:
+        """Return the thread lock of ``key``."""
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
+    def alock(self, key: str) -> asyncio.Lock:
+        """Return the asyncio lock of ``key`` on the running loop (it never blocks the loop)."""
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            return self._alocks.setdefault(loop, {}).setdefault(key, asyncio.Lock())
+
     def clear(self) -> None:
+        """Forget every token and profile."""
         self.entries.clear()
         self.profiles.clear()
 
@@ -242,20 +328,56 @@ def forget_connections() -> None:
     MEMORY.profiles.clear()
 
 
+def _kind(exc: BaseException) -> str:
+    """Name an error for a log line (its message may quote what was stored)."""
+    return type(exc).__name__
+
+
 def _lock_path(key: str) -> Path:
     folder = Path(tempfile.gettempdir()) / f"airflow-tokens-locks-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.lock"
 
 
+def _file_lock(key: str) -> filelock.FileLock:
+    import filelock
+
+    # Not thread-local: the async driver may try and release it from different threads.
+    return filelock.FileLock(_lock_path(key), thread_local=False)
+
+
+def _try_lock(lock: filelock.FileLock) -> bool:
+    import filelock
+
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return False
+    return True
+
+
 class TokenCache:
     """
-    Hand out a fresh token from memory, then the shared store, else fetch one (once, under locks).
+    Hand out a fresh token from memory, then the shared store, else fetch one: once per host, once per
+    deployment.
+
+    On a shared-store miss, processes of one host take turns through a file lock, and hosts through a
+    lease kept beside the token in the store (written, then confirmed by reading it back after a short
+    settle). With a shared store, each process starts refreshing at a point it draws between the
+    refresh margin and half of it before expiry, so hosts do not all refresh at once. Whoever holds a
+    token with a quarter of its margin left keeps handing it out while another process or host
+    refreshes; whoever holds none waits for the new token, at most ``lock_timeout`` for the host's lock
+    and the lease's own time for another host. Any failure of the lock or the lease means one extra
+    request, never a hang or an error.
 
     :param store: the shared store behind process memory, or None for memory only.
-    :param lock_timeout: seconds to wait for another process's fetch before fetching anyway.
+    :param lock_timeout: seconds to wait for another process's fetch on this host before fetching anyway.
     :param cross_process_lock: whether processes on one host fetch one at a time (a file lock); turn it
         off only where file locks do not work.
+    :param lease_seconds: how long a host may take to refresh for the deployment before another takes
+        over; 0 turns the lease off (each host then fetches for itself).
+    :param settle: seconds between writing a lease and reading it back to confirm it.
+    :param poll: seconds between looks at the store while waiting for another's token.
     """
 
     def __init__(
@@ -264,10 +386,16 @@ class TokenCache:
         lock_timeout: float = 120.0,
         *,
         cross_process_lock: bool = True,
+        lease_seconds: float = 30.0,
+        settle: float = 0.5,
+        poll: float = 0.25,
     ) -> None:
         self.store = store
         self.lock_timeout = lock_timeout
         self.cross_process_lock = cross_process_lock
+        self.lease_seconds = lease_seconds
+        self.settle = settle
+        self.poll = poll
 
     def _shared(self) -> SharedStore | None:
         if self.store is not None and self.store.available():
@@ -279,80 +407,230 @@ class TokenCache:
         key: str,
         fingerprint: str,
         margin: float,
-        fetch: Callable[[], AccessToken],
+        fetch: Fetch,
         *,
+        seal: EntrySeal | None = None,
         force_refresh: bool = False,
         rejected: str | None = None,
+        transport: Transport | None = None,
     ) -> AccessToken:
         """
         Return a token fresh for ``margin`` seconds; ``fetch`` is called only when none is cached.
 
         ``force_refresh`` ignores every cached token; ``rejected`` ignores only that token value (one the
-        vendor refused), so a token another caller already renewed is reused.
+        vendor refused), so a token another caller already renewed is reused. ``seal`` encrypts what the
+        shared store keeps (required with a store).
         """
-
-        def usable(entry: CacheEntry | None) -> AccessToken | None:
-            if (
-                entry is None
-                or force_refresh
-                or entry.fingerprint != fingerprint
-                or entry.token.token == rejected
-                or not entry.token.is_fresh(margin)
-            ):
-                return None
-            return entry.token
-
-        if token := usable(MEMORY.entries.get(key)):
-            return token
+        ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
+        held = MEMORY.entries.get(key)
+        if ask.hit(held):
+            return held.entry.token  # type: ignore[union-attr]
         with MEMORY.lock(key):
-            if token := usable(MEMORY.entries.get(key)):
-                return token
-            store = self._shared()
-            if store is None:
-                return self._fetch_and_keep(key, fingerprint, fetch, None)
-            if token := usable(self._load(store, key)):
-                return token
-            if not self.cross_process_lock:
-                return self._fetch_and_keep(key, fingerprint, fetch, store)
-            import filelock  # only a shared-store miss takes the cross-process lock
+            return run(self.flow(ask, fetch, seal), transport)
 
+    async def aget(
+        self,
+        key: str,
+        fingerprint: str,
+        margin: float,
+        fetch: Fetch,
+        *,
+        seal: EntrySeal | None = None,
+        force_refresh: bool = False,
+        rejected: str | None = None,
+        transport: Transport | None = None,
+    ) -> AccessToken:
+        """Return a token as :meth:`get` does, without blocking the event loop."""
+        ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
+        held = MEMORY.entries.get(key)
+        if ask.hit(held):
+            return held.entry.token  # type: ignore[union-attr]
+        async with MEMORY.alock(key):
+            return await arun(self.flow(ask, fetch, seal), transport)
+
+    def flow(self, ask: _Ask, fetch: Fetch, seal: EntrySeal | None) -> Flow[AccessToken]:
+        """Return the token for ``ask``: the one cache policy, as a flow that either driver runs."""
+        held = MEMORY.entries.get(ask.key)
+        if ask.accepts(held):
+            return held.entry.token  # type: ignore[union-attr]
+        store = self._shared()
+        if store is None:
+            return (yield from self._fetch(ask, fetch, None, seal, lease=None))
+        if seal is None:
+            raise TypeError("a TokenCache with a shared store needs the connection's EntrySeal")
+        held = yield from self._load(store, ask, seal)
+        if ask.accepts(held):
+            return held.entry.token  # type: ignore[union-attr]
+        lock = _file_lock(ask.key) if self.cross_process_lock else None
+        locked = yield from self._lock(lock, ask, held)
+        if isinstance(locked, AccessToken):
+            return locked
+        try:
+            if locked:
+                held = yield from self._load(store, ask, seal)
+                if ask.accepts(held):
+                    return held.entry.token  # type: ignore[union-attr]
+            lease: Lease | None = None
+            if store.leases and self.lease_seconds > 0 and not ask.force_refresh:
+                outcome = yield from self._lease(store, ask, seal, held)
+                if isinstance(outcome, AccessToken):
+                    return outcome
+                lease = outcome
+            return (yield from self._fetch(ask, fetch, store, seal, lease=lease))
+        finally:
+            if locked:
+                assert lock is not None
+                lock.release()
+
+    def _defer(self, held: _Held, wait: float) -> AccessToken:
+        """Hand out ``held`` from memory for ``wait`` seconds while someone else refreshes."""
+        held.defer_until = time.time() + wait
+        return held.entry.token
+
+    def _load(self, store: SharedStore, ask: _Ask, seal: EntrySeal) -> Flow[_Held | None]:
+        """Read and open the shared entry and keep it in memory; a failing or foreign one counts as none."""
+        try:
+            raw = yield Call(store.load, (ask.key,))
+        except Exception as exc:
+            log.warning(
+                "Could not read the %s token cache for %s: %s", store.name, ask.key, type(exc).__name__
+            )
+            return None
+        if raw is None:
+            return None
+        try:
+            entry = seal.open(raw)
+        except UnusableEntry as exc:
+            log.warning("Ignoring the %s token cache entry for %s: %s", store.name, ask.key, exc)
+            return None
+        current = MEMORY.entries.get(ask.key)
+        if current is not None and current.entry == entry:
+            return current
+        held = _Held(entry, random.random())
+        MEMORY.entries[ask.key] = held
+        return held
+
+    def _lock(
+        self, lock: filelock.FileLock | None, ask: _Ask, held: _Held | None
+    ) -> Flow[bool | AccessToken]:
+        """Take the host's lock; True when taken, a token to hand out while another process refreshes."""
+        if lock is None:
+            return False
+        started = time.monotonic()
+        while True:
             try:
-                with filelock.FileLock(_lock_path(key), timeout=self.lock_timeout):
-                    if token := usable(self._load(store, key)):
-                        return token
-                    return self._fetch_and_keep(key, fingerprint, fetch, store)
-            except filelock.Timeout:
-                log.warning("Waited %.0f s for another process's token fetch; fetching", self.lock_timeout)
-                return self._fetch_and_keep(key, fingerprint, fetch, store)
+                if (yield Call(_try_lock, (lock,))):
+                    return True
             except OSError as exc:
                 log.warning("Cannot use the cross-process token lock (%s); fetching without it", exc)
-                return self._fetch_and_keep(key, fingerprint, fetch, store)
+                return False
+            if held is not None and ask.tolerates(held):
+                return self._defer(held, self.poll)
+            if time.monotonic() - started >= self.lock_timeout:
+                log.warning("Waited %.0f s for another process's token fetch; fetching", self.lock_timeout)
+                return False
+            yield Sleep(0.05)
 
-    @staticmethod
-    def _load(store: SharedStore, key: str) -> CacheEntry | None:
-        """Read the shared entry and keep it in memory; a failing store is logged and treated as empty."""
-        try:
-            entry = store.load(key)
-        except Exception as exc:
-            log.warning("Could not read the %s token cache for %s: %s", store.name, key, type(exc).__name__)
-            return None
-        if entry is not None:
-            MEMORY.entries[key] = entry
-        return entry
+    def _lease(
+        self, store: SharedStore, ask: _Ask, seal: EntrySeal, held: _Held | None
+    ) -> Flow[Lease | AccessToken | None]:
+        """
+        Return the lease this process now holds, a token another host refreshes or stored, or None.
 
-    def _fetch_and_keep(
-        self, key: str, fingerprint: str, fetch: Callable[[], AccessToken], store: SharedStore | None
-    ) -> AccessToken:
-        entry = CacheEntry(fetch(), fingerprint)
-        MEMORY.entries[key] = entry
-        if store is not None:
+        None means the lease could not be written or confirmed: fetch anyway.
+        """
+        me = f"{HOSTNAME}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        for attempt in range(4):
+            if attempt:
+                held = yield from self._load(store, ask, seal)
+                if ask.accepts(held):
+                    return held.entry.token  # type: ignore[union-attr]
             try:
-                store.save(key, entry)
+                current = yield Call(store.load_lease, (ask.key,))
+            except Exception as exc:
+                log.warning(
+                    "Could not read the refresh lease for %s (%s); fetching", ask.key, type(exc).__name__
+                )
+                return None
+            if current is not None and current.until > time.time():
+                if held is not None and ask.tolerates(held):
+                    return self._defer(held, 4 * self.poll)
+                token = yield from self._await_holder(store, ask, seal, current)
+                if token is not None:
+                    return token
+                continue
+            mine = Lease(me, time.time() + self.lease_seconds)
+            try:
+                yield Call(store.save_lease, (ask.key, mine))
+                yield Sleep(self.settle)
+                seen = yield Call(store.load_lease, (ask.key,))
+            except Exception as exc:
+                log.warning(
+                    "Could not write the refresh lease for %s (%s); fetching", ask.key, type(exc).__name__
+                )
+                return None
+            if seen == mine:
+                return mine
+        log.warning("Could not obtain the refresh lease for %s; fetching", ask.key)
+        return None
+
+    def _await_holder(
+        self, store: SharedStore, ask: _Ask, seal: EntrySeal, lease: Lease
+    ) -> Flow[AccessToken | None]:
+        """Wait for the token the lease holder stores; None once the lease lapses or changes hands."""
+        while time.time() < lease.until:
+            yield Sleep(self.poll * (0.8 + 0.4 * random.random()))
+            held = yield from self._load(store, ask, seal)
+            if ask.accepts(held):
+                return held.entry.token  # type: ignore[union-attr]
+            try:
+                if (yield Call(store.load_lease, (ask.key,))) != lease:
+                    return None
+            except Exception:
+                return None  # the caller reads it again and reports
+        log.warning(
+            "The refresh lease of %s on %s lapsed without a new token; taking over", lease.holder, ask.key
+        )
+        return None
+
+    def _fetch(
+        self,
+        ask: _Ask,
+        fetch: Fetch,
+        store: SharedStore | None,
+        seal: EntrySeal | None,
+        *,
+        lease: Lease | None,
+    ) -> Flow[AccessToken]:
+        """Fetch, keep the token in memory and the store, and give up the lease."""
+        try:
+            started = fetch()
+            token = started if isinstance(started, AccessToken) else (yield from started)
+        except Exception:
+            if lease is not None and store is not None:
+                yield from self._release(store, ask.key)
+            raise
+        entry = CacheEntry(token, ask.fingerprint, HOSTNAME)
+        MEMORY.entries[ask.key] = _Held(entry, random.random() if store is not None else 0.0)
+        if store is not None and seal is not None:
+            try:
+                yield Call(store.save, (ask.key, seal.seal(entry)))
             except Exception as exc:
                 log.warning(
                     "Could not write the %s token cache for %s (%s); caching the token in this process only",
                     store.name,
-                    key,
-                    type(exc).__name__,
+                    ask.key,
+                    _kind(exc),
                 )
-        return entry.token
+            if lease is not None:
+                yield from self._release(store, ask.key)
+        return token
+
+    @staticmethod
+    def _release(store: SharedStore, key: str) -> Flow[None]:
+        try:
+            yield Call(store.clear_lease, (key,))
+        except Exception as exc:
+            log.warning(
+                "Could not clear the refresh lease for %s (%s); it lapses by itself", key, type(exc).__name__
+            )

@@ -93,16 +93,3 @@ class TokenResponseError(TokenError):
         self.url = url
         self.problem = problem
         super().__init__(conn_id, f"Connection {conn_id!r}: unusable token response from {url}: {problem}")
-
-
-class TokenCacheError(TokenError):
-    """
-    Report a cache that cannot be used as configured (for example XCom without a Fernet key).
-
-    :param conn_id: the connection whose token was to be cached.
-    :param problem: what is wrong and which setting fixes it.
-    """
-
-    def __init__(self, conn_id: str, problem: str) -> None:
-        self.problem = problem
-        super().__init__(conn_id, f"Connection {conn_id!r}: {problem}")

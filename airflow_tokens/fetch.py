@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_tokens.exceptions import TokenRequestError, TokenResponseError
+from airflow_tokens.flow import Send, SendFailed, Sleep
 from airflow_tokens.response import (
     ResponseFields,
     ResponseProblem,
@@ -23,6 +26,8 @@ from airflow_tokens.token import AccessToken
 if TYPE_CHECKING:
     import requests
     import tenacity
+
+    from airflow_tokens.flow import Flow, HttpResponse
 
 log = logging.getLogger(__name__)
 
@@ -49,53 +54,46 @@ class TokenRequest:
     data: dict[str, str] | None = field(default=None, repr=False)
     auth: tuple[str, str] | None = field(default=None, repr=False)
 
-    def fingerprint(self) -> str:
-        """Return a digest of everything that decides which token the vendor issues."""
-        material = json.dumps(
+    def material(self) -> bytes:
+        """Return everything that decides which token the vendor issues, credentials included."""
+        return json.dumps(
             [self.method, self.url, self.headers, self.json, self.data, self.auth],
             sort_keys=True,
             ensure_ascii=False,
-        )
-        return hashlib.sha256(b"airflow-tokens/v1\0" + material.encode()).hexdigest()[:32]
+        ).encode()
+
+    def fingerprint(self) -> str:
+        """Return a digest of :meth:`material`; a changed credential gives another fingerprint."""
+        return hashlib.sha256(b"airflow-tokens/v1\0" + self.material()).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Transport:
     """
     Carry the HTTP settings of a hook.
 
-    :param session: the requests session that sends the token request.
+    :param session: the requests session that sends sync token requests (one is made when needed).
     :param timeout: connect and read timeouts in seconds.
     :param verify: True, or the path of a CA bundle; TLS verification is never off.
     """
 
-    session: requests.Session
+    session: requests.Session | None = None
     timeout: tuple[float, float] = (10.0, 30.0)
     verify: bool | str = True
 
+    @cached_property
+    def requests_session(self) -> requests.Session:
+        """Return the given session, or a new one made on the first sync request."""
+        if self.session is not None:
+            return self.session
+        import requests  # only a fetch needs it: a task served from a cache never imports it
 
-def _send_once(conn_id: str, request: TokenRequest, transport: Transport, attempt: int) -> Any:
-    """Send the request once and return the decoded JSON of a 2xx answer; raise typed errors."""
-    import requests  # imported on the first fetch: a task served from a cache never needs it
+        return requests.Session()
 
-    try:
-        response = transport.session.request(
-            request.method,
-            request.url,
-            headers=request.headers,
-            json=request.json,
-            data=request.data,
-            # RFC 7617: Basic credentials are UTF-8 (requests would encode str as Latin-1).
-            auth=tuple(part.encode() for part in request.auth) if request.auth else None,  # type: ignore[arg-type]
-            timeout=transport.timeout,
-            verify=transport.verify,
-            allow_redirects=False,
-        )
-        text = response.text
-    except requests.RequestException as exc:
-        raise TokenRequestError(
-            conn_id, request.url, attempts=attempt, transport_error=type(exc).__name__
-        ) from None
+
+def read_response(conn_id: str, request: TokenRequest, response: HttpResponse, attempt: int) -> Any:
+    """Return the decoded JSON of a 2xx answer; raise the typed error any other answer deserves."""
+    text = response.text
     try:
         payload = json.loads(text) if text.strip() else None
     except ValueError:
@@ -103,34 +101,53 @@ def _send_once(conn_id: str, request: TokenRequest, transport: Transport, attemp
         malformed = True
     else:
         malformed = False
-    if response.status_code >= 300:
+    if response.status >= 300:
         raise TokenRequestError(
             conn_id,
             request.url,
             attempts=attempt,
-            status=response.status_code,
+            status=response.status,
             vendor_message=redact(describe_error_body(payload, text), request.secrets),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
     if malformed or payload is None:
         kind = response.headers.get("Content-Type", "no content type").split(";")[0]
         raise TokenResponseError(
-            conn_id, request.url, f"HTTP {response.status_code} body is not JSON ({kind}, {len(text)} chars)"
+            conn_id, request.url, f"HTTP {response.status} body is not JSON ({kind}, {len(text)} chars)"
         )
     return payload
 
 
-def fetch_token(
-    conn_id: str,
-    request: TokenRequest,
-    fields: ResponseFields,
-    transport: Transport,
-    retrying: tenacity.Retrying,
-) -> AccessToken:
-    """Send ``request`` under the retry policy and return the token read with ``fields``."""
-    for attempt in retrying.copy():
-        with attempt:
-            payload = _send_once(conn_id, request, transport, attempt.retry_state.attempt_number)
+def fetch_flow(
+    conn_id: str, request: TokenRequest, fields: ResponseFields, retrying: tenacity.Retrying
+) -> Flow[AccessToken]:
+    """Send ``request`` under the retry policy and return the token read with ``fields`` (a sans-IO flow)."""
+    import tenacity
+
+    controller = retrying.copy()
+    controller.begin()
+    state = tenacity.RetryCallState(controller, fn=None, args=(), kwargs={})
+    while True:
+        action = controller.iter(state)
+        if isinstance(action, tenacity.DoAttempt):
+            try:
+                try:
+                    response = yield Send(request)
+                except SendFailed as failure:
+                    raise TokenRequestError(
+                        conn_id, request.url, attempts=state.attempt_number, transport_error=failure.kind
+                    ) from None
+                state.set_result(read_response(conn_id, request, response, state.attempt_number))
+            except Exception:  # the policy decides: retried, or raised as it is when it stops
+                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+        elif isinstance(action, tenacity.DoSleep):
+            state.prepare_for_next_attempt()
+            yield Sleep(float(action))
+        else:
+            return _token(conn_id, request, fields, action)
+
+
+def _token(conn_id: str, request: TokenRequest, fields: ResponseFields, payload: Any) -> AccessToken:
     now = datetime.now(UTC)
     try:
         token = AccessToken(**read_token_fields(payload, fields, now))

@@ -1,12 +1,15 @@
-"""A requests authentication that sends a hook's token and renews it once on 401."""
+"""Authentications (requests and httpx) that send a hook's token and renew it once on 401."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import requests.auth
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
     from airflow_tokens.hooks.base import TokenHook
 
 _SENT_TOKEN = "_airflow_tokens_sent"
@@ -48,3 +51,25 @@ class TokenAuth(requests.auth.AuthBase):
         second.history.append(response)
         second.request = retry
         return second
+
+
+class AsyncTokenAuth(httpx.Auth):
+    """
+    Send the hook's token from ``aget_access_token``; on a 401, renew that token and retry once.
+
+    :param hook: the token hook that supplies tokens.
+    """
+
+    def __init__(self, hook: TokenHook) -> None:
+        self.hook = hook
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Send ``request`` with the token; renew the token and send it again once if refused."""
+        token = await self.hook.aget_access_token()
+        request.headers["Authorization"] = token.authorization
+        response = yield request
+        if response.status_code == 401:
+            self.hook.log.info("The vendor refused the token (HTTP 401); renewing it and retrying once")
+            token = await self.hook.aget_access_token(rejected=token.token)
+            request.headers["Authorization"] = token.authorization
+            yield request

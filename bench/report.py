@@ -30,7 +30,7 @@ METHODS = {
         "two only POST to the loopback emulator (about 1 ms alone); against a real vendor the POST "
         "dominates. Cold-start runs begin with "
         "the cache Variable deleted. The lock-less variant is the same Variable cache with "
-        "`TokenCache(VariableStore(), cross_process_lock=False)`. "
+        "`TokenCache(VariableStore(), cross_process_lock=False, lease_seconds=0)`. "
         'The "released together" variants hold every task at '
         "a file barrier until all 16 have started, then call `get_token()` at once: the worst case."
     ),

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pytest
 
     from airflow_tokens.hooks.base import TokenHook
+    from airflow_tokens.sealing import CacheEntry
     from airflow_tokens.testing import EmulatorServer
 
 
@@ -79,6 +80,10 @@ class VendorCase:
             **overrides,
         }
         return {key: value for key, value in conn.items() if value is not None}
+
+    def open_entry(self, raw: Any) -> CacheEntry:
+        """Return the cache entry sealed in ``raw`` (opened with this vendor's default connection)."""
+        return self.hook().seal.open(raw)
 
     def configure(self, monkeypatch: pytest.MonkeyPatch, url: str, **overrides: Any) -> dict[str, Any]:
         """Set ``AIRFLOW_CONN_<default conn id>`` for this vendor and return the connection JSON."""

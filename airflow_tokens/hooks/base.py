@@ -16,15 +16,19 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_tokens.cache import MEMORY, TokenCache, VariableStore, XComStore, in_task, mask_once
 from airflow_tokens.exceptions import TokenConfigError, TokenError
-from airflow_tokens.fetch import TokenRequest, Transport, fetch_token
+from airflow_tokens.fetch import TokenRequest, Transport, fetch_flow
+from airflow_tokens.flow import arun, run
 from airflow_tokens.response import ResponseFields
 from airflow_tokens.retry import RetryPolicy
+from airflow_tokens.sealing import EntrySeal
 
 if TYPE_CHECKING:
+    import httpx
     import requests
     import tenacity
     from airflow.sdk import Connection
 
+    from airflow_tokens.flow import Flow
     from airflow_tokens.token import AccessToken
 
 _T = TypeVar("_T")
@@ -32,6 +36,8 @@ _T = TypeVar("_T")
 #: Cache names accepted by the ``cache`` option and connection extra.
 CACHES = ("variable", "memory", "xcom", "none")
 DEFAULT_REFRESH_MARGIN = 60.0
+#: How long one host may take to refresh for the deployment before another takes over (0: no lease).
+DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_TIMEOUT = (10.0, 30.0)
 DEFAULT_RETRY = RetryPolicy()
 #: New hook objects in one process reuse a connection resolved less than this many seconds ago.
@@ -137,13 +143,12 @@ class ConnectionSettings:
         return options[key]
 
 
-def load_connection(conn_id: str) -> Connection:
-    """Return the Airflow connection; a missing or unreadable one is a :class:`TokenConfigError`."""
+def _env_value(conn_id: str) -> tuple[str, str]:
+    """Return the connection's environment variable name and value; refuse a URI Airflow would misread."""
     env_var = f"AIRFLOW_CONN_{conn_id.upper()}"
     value = os.environ.get(env_var, "").strip()
     if re.match(r"\d[\w+.-]*://", value):
-        # Airflow misreads such a URI (no RFC 3986 scheme starts with a digit); the UI's Test button
-        # hands a 360learning connection over exactly so.
+        # Airflow misreads such a URI (no RFC 3986 scheme starts with a digit).
         raise TokenConfigError(
             conn_id,
             "conn_id",
@@ -151,17 +156,39 @@ def load_connection(conn_id: str) -> Connection:
             "Airflow cannot parse; configure the connection as JSON, and test it with "
             "`airflow-tokens check CONN_ID` (the UI's Test button passes connections as URIs)",
         )
+    return env_var, value
+
+
+def _not_found(conn_id: str, env_var: str, value: str, exc: Exception) -> TokenConfigError:
+    """Return the error for a connection Airflow could not find or read."""
+    if value:
+        # Airflow skips a backend that fails (here: a value it cannot parse) and calls the id undefined.
+        problem = f"{env_var} is set but Airflow cannot read it (neither valid JSON nor a connection URI)"
+    else:
+        server = in_task() or os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "server"
+        places = f"{env_var}, the secrets backends" + (" and the metadata database" if server else "")
+        problem = f"is not defined (looked in {places})"
+    error = TokenConfigError(conn_id, "conn_id", problem)
+    error.__cause__ = exc
+    return error
+
+
+def load_connection(conn_id: str) -> Connection:
+    """Return the Airflow connection; a missing or unreadable one is a :class:`TokenConfigError`."""
+    env_var, value = _env_value(conn_id)
     try:
         return BaseHook.get_connection(conn_id)
     except AirflowNotFoundException as exc:
-        if value:
-            # Airflow skips a backend that fails (here: a value it cannot parse) and calls the id undefined.
-            problem = f"{env_var} is set but Airflow cannot read it (neither valid JSON nor a connection URI)"
-        else:
-            server = in_task() or os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "server"
-            places = f"{env_var}, the secrets backends" + (" and the metadata database" if server else "")
-            problem = f"is not defined (looked in {places})"
-        raise TokenConfigError(conn_id, "conn_id", problem) from exc
+        raise _not_found(conn_id, env_var, value, exc) from exc
+
+
+async def aload_connection(conn_id: str) -> Connection:
+    """Return the Airflow connection without blocking the event loop (``BaseHook.aget_connection``)."""
+    env_var, value = _env_value(conn_id)
+    try:
+        return await BaseHook.aget_connection(conn_id)
+    except AirflowNotFoundException as exc:
+        raise _not_found(conn_id, env_var, value, exc) from exc
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -181,6 +208,7 @@ class _Profile:
     base_url: str
     token_request: TokenRequest
     fingerprint: str
+    seal: EntrySeal
     refresh_margin: float
     cache: TokenCache
     resolved_at: float
@@ -261,26 +289,44 @@ class TokenHook(BaseHook):
     def _profile(self) -> _Profile:
         """Return what this hook resolved from its connection, shared by hooks alike for a short while."""
         if self._resolved is None:
-            self._resolved = self._shared_profile()
+            self._resolved = self._shared_profile(None)
         return self._resolved
 
-    def _shared_profile(self) -> _Profile:
+    async def _aprofile(self) -> _Profile:
+        """Return :attr:`_profile`, reading the connection with ``aget_connection`` when needed."""
+        if self._resolved is None:
+            profile = self._shared_profile(None, reuse_only=True)
+            if profile is None:
+                profile = self._shared_profile(await aload_connection(self.conn_id))
+            self._resolved = profile
+        return self._resolved
+
+    def _profile_key(self) -> tuple[Any, ...]:
         option = self._cache_option
-        key = (
+        return (
             type(self),
             self.conn_id,
             option if isinstance(option, str | None) else id(option),
             self._margin_option,
             self._xcom_task_id,
         )
+
+    @overload
+    def _shared_profile(self, conn: Connection | None) -> _Profile: ...
+    @overload
+    def _shared_profile(self, conn: None, *, reuse_only: bool) -> _Profile | None: ...
+    def _shared_profile(self, conn: Connection | None, *, reuse_only: bool = False) -> _Profile | None:
+        key = self._profile_key()
         profile: _Profile | None = MEMORY.profiles.get(key)
         if profile is None or time.monotonic() - profile.resolved_at > CONNECTION_TTL:
-            profile = self._resolve()
+            if reuse_only:
+                return None
+            profile = self._resolve(conn or load_connection(self.conn_id))
             MEMORY.profiles[key] = profile
         return profile
 
-    def _resolve(self) -> _Profile:
-        settings = ConnectionSettings(self.conn_id, self.conn_type, load_connection(self.conn_id))
+    def _resolve(self, conn: Connection) -> _Profile:
+        settings = ConnectionSettings(self.conn_id, self.conn_type, conn)
         base_url = self.resolve_base_url(settings)
         request = self.build_request(settings, base_url)
         return _Profile(
@@ -288,6 +334,7 @@ class TokenHook(BaseHook):
             base_url=base_url,
             token_request=request,
             fingerprint=request.fingerprint(),
+            seal=EntrySeal(request.material(), self.cache_key),
             refresh_margin=self._resolve_margin(settings),
             cache=self._resolve_cache(settings),
             resolved_at=time.monotonic(),
@@ -313,7 +360,10 @@ class TokenHook(BaseHook):
                     self.conn_id, "xcom_task_id", "cache='xcom' needs the task id of the FetchTokenOperator"
                 )
             return TokenCache(XComStore(self._xcom_task_id, self.conn_id))
-        return TokenCache(VariableStore() if name == "variable" else None)
+        if name == "variable":
+            lease = settings.number("lease_seconds", DEFAULT_LEASE_SECONDS, 0, 3600)
+            return TokenCache(VariableStore(), lease_seconds=lease)
+        return TokenCache(None)
 
     @property
     def settings(self) -> ConnectionSettings:
@@ -334,6 +384,11 @@ class TokenHook(BaseHook):
     def fingerprint(self) -> str:
         """Return the digest of the token request; a changed credential gives another fingerprint."""
         return self._profile.fingerprint
+
+    @property
+    def seal(self) -> EntrySeal:
+        """Return the encryption of this connection's cache entries (its key comes from the secret)."""
+        return self._profile.seal
 
     @property
     def refresh_margin(self) -> float:
@@ -359,11 +414,7 @@ class TokenHook(BaseHook):
             read = settings.number("read_timeout", DEFAULT_TIMEOUT[1], 0.001, 3600)
             timeout = (connect, read)
         ca_bundle = settings.extra("ca_bundle", str, "")
-        if self._session is not None:
-            return Transport(self._session, timeout, ca_bundle or True)
-        import requests  # only a fetch needs it: a task served from a cache never imports it
-
-        return Transport(requests.Session(), timeout, ca_bundle or True)
+        return Transport(self._session, timeout, ca_bundle or True)
 
     @cached_property
     def retrying(self) -> tenacity.Retrying:
@@ -382,17 +433,26 @@ class TokenHook(BaseHook):
         """Return the key under which this connection's token is cached."""
         return f"{self.conn_type}.{self.conn_id}"
 
+    def _fetch_flow(self) -> Flow[AccessToken]:
+        """Return the token request under the retry policy, as a flow either driver runs."""
+        return fetch_flow(self.conn_id, self.token_request, self.response_fields, self.retrying)
+
+    def _fetch(self) -> AccessToken:
+        """Send the token request now; whoever hands the token out masks it."""
+        return run(self._fetch_flow(), self.transport)
+
     def fetch_access_token(self) -> AccessToken:
         """Request a new token from the vendor, bypassing every cache (the token is masked, too)."""
         token = self._fetch()
         mask_once(token)
         return token
 
-    def _fetch(self) -> AccessToken:
-        """Send the token request; whoever hands the token out masks it."""
-        return fetch_token(
-            self.conn_id, self.token_request, self.response_fields, self.transport, self.retrying
-        )
+    async def afetch_access_token(self) -> AccessToken:
+        """Request a new token as :meth:`fetch_access_token` does, without blocking the event loop."""
+        await self._aprofile()
+        token = await arun(self._fetch_flow(), self.transport)
+        mask_once(token)
+        return token
 
     def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
         """Return a token that stays valid for the refresh margin, from cache or a new request."""
@@ -401,9 +461,29 @@ class TokenHook(BaseHook):
             self.cache_key,
             profile.fingerprint,
             profile.refresh_margin,
-            self._fetch,
+            self._fetch_flow,
+            seal=profile.seal,
             force_refresh=force_refresh,
             rejected=rejected,
+            transport=self.transport,
+        )
+        mask_once(token)
+        return token
+
+    async def aget_access_token(
+        self, force_refresh: bool = False, *, rejected: str | None = None
+    ) -> AccessToken:
+        """Return a token as :meth:`get_access_token` does, without blocking the event loop."""
+        profile = await self._aprofile()
+        token = await profile.cache.aget(
+            self.cache_key,
+            profile.fingerprint,
+            profile.refresh_margin,
+            self._fetch_flow,
+            seal=profile.seal,
+            force_refresh=force_refresh,
+            rejected=rejected,
+            transport=self.transport,
         )
         mask_once(token)
         return token
@@ -412,9 +492,17 @@ class TokenHook(BaseHook):
         """Return the access token value."""
         return self.get_access_token(force_refresh).token
 
+    async def aget_token(self, force_refresh: bool = False) -> str:
+        """Return the access token value without blocking the event loop."""
+        return (await self.aget_access_token(force_refresh)).token
+
     def get_auth_header(self) -> dict[str, str]:
         """Return the Authorization header that sends the token."""
         return {"Authorization": self.get_access_token().authorization}
+
+    async def aget_auth_header(self) -> dict[str, str]:
+        """Return the Authorization header that sends the token, without blocking the event loop."""
+        return {"Authorization": (await self.aget_access_token()).authorization}
 
     def get_conn(self) -> requests.Session:
         """Return a session that sends the token and renews it once when the vendor answers 401."""
@@ -425,6 +513,15 @@ class TokenHook(BaseHook):
         session = requests.Session()
         session.auth = TokenAuth(self)
         return session
+
+    async def aget_conn(self) -> httpx.AsyncClient:
+        """Return an httpx client for the vendor API that sends the token and renews it once on 401."""
+        import httpx
+
+        from airflow_tokens.session import AsyncTokenAuth
+
+        profile = await self._aprofile()
+        return httpx.AsyncClient(base_url=profile.base_url, auth=AsyncTokenAuth(self))
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch a new token to check the connection; the message never shows the token."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 from airflow_tokens.fetch import TokenRequest
 from airflow_tokens.hooks.base import TokenHook
@@ -12,6 +12,13 @@ if TYPE_CHECKING:
     from airflow_tokens.hooks.base import ConnectionSettings
 
 AUTH_METHODS = {name: name for name in ("client_secret_basic", "client_secret_post", "client_secret_json")}
+
+
+def encode_basic_credential(value: str) -> str:
+    """Percent-encode a client ID or secret for HTTP Basic: every reserved character, a space as ``%20``."""
+    # RFC 6749 section 2.3.1 form-urlencodes them, but a form's ``+`` for a space stays ``+`` on servers
+    # that decode with plain percent-decoding (``unquote``); ``%20`` reads back alike with ``unquote_plus``.
+    return quote(value, safe="")
 
 
 class OAuth2ClientCredentialsHook(TokenHook):
@@ -47,9 +54,9 @@ class OAuth2ClientCredentialsHook(TokenHook):
             params[name] = value
         headers = {"Accept": "application/json"}
         if method == "client_secret_basic":
-            # RFC 6749 section 2.3.1: id and secret are form-urlencoded before Basic encoding.
-            auth = (quote_plus(client_id), quote_plus(client_secret))
-            return TokenRequest(base_url, (client_secret,), headers=headers, data=params, auth=auth)
+            auth = (encode_basic_credential(client_id), encode_basic_credential(client_secret))
+            # The encoded secret is scrubbed from error texts too, in case a server echoes the header.
+            return TokenRequest(base_url, (client_secret, auth[1]), headers=headers, data=params, auth=auth)
         credentials = {"client_id": client_id, "client_secret": client_secret}
         if method == "client_secret_post":
             return TokenRequest(base_url, (client_secret,), headers=headers, data={**params, **credentials})

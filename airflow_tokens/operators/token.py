@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_tokens.cache import CacheEntry, encode_envelope, require_fernet
+from airflow_tokens.cache import HOSTNAME
 from airflow_tokens.hooks import get_token_hook
+from airflow_tokens.sealing import CacheEntry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -17,10 +18,11 @@ if TYPE_CHECKING:
 
 class FetchTokenOperator(BaseOperator):
     """
-    Fetch or reuse a connection's token and push it to XCom, Fernet-encrypted, for ``cache="xcom"`` hooks.
+    Fetch or reuse a connection's token and push it to XCom, encrypted, for ``cache="xcom"`` hooks.
 
     The XCom value holds the token type, expiry and scope in clear and the token (with the credential
-    fingerprint) encrypted with the deployment's Fernet key; without a Fernet key the task fails.
+    fingerprint) encrypted with a key derived from the connection's secret (see
+    :mod:`airflow_tokens.sealing`): only tasks that can read the connection can read the token.
 
     :param conn_id: any airflow-tokens connection; its type picks the vendor.
     :param cache: where this task looks for a token before fetching one (``"variable"`` by default).
@@ -36,7 +38,6 @@ class FetchTokenOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Return the encrypted token envelope (pushed to XCom as the task's return value)."""
-        require_fernet(self.conn_id)
         hook = get_token_hook(self.conn_id, cache=self.cache)
         token = hook.get_access_token()
         self.log.info(
@@ -45,4 +46,4 @@ class FetchTokenOperator(BaseOperator):
             self.conn_id,
             token.expires_at.isoformat(timespec="seconds"),
         )
-        return encode_envelope(self.conn_id, CacheEntry(token, hook.fingerprint))
+        return {"conn_id": self.conn_id, **hook.seal.seal(CacheEntry(token, hook.fingerprint, HOSTNAME))}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_tokens.cache import CacheEntry, clear_memory_cache
+from airflow_tokens.cache import clear_memory_cache
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EmulatorServer
 from tests.vendors import SIRV, delete_variable, set_variable, variable_row
 
@@ -46,7 +46,7 @@ def test_three_tasks_share_one_token_through_the_variable(
     assert token_emulator.client.stats()["resource_requests"] == 1
 
     row = _variable_row()
-    entry = CacheEntry.from_json(row.val)
+    entry = SIRV.open_entry(row.val)
     assert [entry.token.token] == token_emulator.client.issued_tokens()
     assert row.is_encrypted
     assert entry.token.token not in row._val  # Fernet-encrypted at rest
@@ -56,7 +56,7 @@ def test_three_tasks_share_one_token_through_the_variable(
     clear_memory_cache()
     assert dagbag.dags["sirv_token_example"].test().state == "success"
     assert token_emulator.client.token_requests("sirv") == 1
-    assert CacheEntry.from_json(_variable_row().val).token == entry.token
+    assert SIRV.open_entry(_variable_row().val).token == entry.token
 
 
 @pytest.mark.parametrize(
@@ -69,21 +69,21 @@ def test_garbage_variable_is_replaced(
     set_variable(KEY, stored)
     assert dagbag.dags["sirv_token_example"].test().state == "success"
     assert token_emulator.client.token_requests("sirv") == 1
-    assert [CacheEntry.from_json(_variable_row().val).token.token] == token_emulator.client.issued_tokens()
+    assert [SIRV.open_entry(_variable_row().val).token.token] == token_emulator.client.issued_tokens()
 
 
 def test_rotated_secret_is_never_answered_with_the_old_token(
     dagbag: Any, sirv_conn: None, token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert dagbag.dags["sirv_token_example"].test().state == "success"
-    old = CacheEntry.from_json(_variable_row().val)
+    old = SIRV.open_entry(_variable_row().val)
     token_emulator.client.add_credentials("sirv", EMULATOR_CLIENT_ID, "rotated-secret-value")
     conn = json.loads(os.environ["AIRFLOW_CONN_SIRV_DEFAULT"])
     conn["password"] = "rotated-secret-value"
     monkeypatch.setenv("AIRFLOW_CONN_SIRV_DEFAULT", json.dumps(conn))
     clear_memory_cache()
     assert dagbag.dags["sirv_token_example"].test().state == "success"
-    new = CacheEntry.from_json(_variable_row().val)
+    new = SIRV.open_entry(_variable_row().val)
     assert [old.token.token, new.token.token] == token_emulator.client.issued_tokens()
     assert new.fingerprint != old.fingerprint
     assert token_emulator.client.token_requests("sirv") == 2

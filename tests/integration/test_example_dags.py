@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_tokens.cache import CacheEntry
 from airflow_tokens.testing import EmulatorServer
 from tests.vendors import SIRV, VENDORS, VendorCase, delete_variable, variable_row
 
@@ -66,5 +65,5 @@ def test_example_dag_runs_with_one_token_request(
     assert sum(stats.values()) == 1  # no other vendor was asked
     stored = variable_row(example.variable_key)
     assert stored is not None
-    # The tasks shared the one token the vendor issued through the Variable.
-    assert [CacheEntry.from_json(stored.val).token.token] == token_emulator.client.issued_tokens()
+    # The tasks shared the one token the emulator issued through the Variable.
+    assert [example.open_entry(stored.val).token.token] == token_emulator.client.issued_tokens()

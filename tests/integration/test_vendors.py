@@ -6,7 +6,7 @@ import base64
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote
 
 import pytest
 import tenacity
@@ -109,8 +109,8 @@ def test_oauth2_default_is_client_secret_basic_with_a_form_body(
     assert request["path"] == "/oauth2/token"
     assert request["headers"]["content-type"] == "application/x-www-form-urlencoded"
     assert request["headers"]["accept"] == "application/json"
-    # RFC 6749 section 2.3.1: id and secret form-urlencoded, then Basic.
-    assert request["headers"]["authorization"] == basic(quote_plus(ID), quote_plus(SECRET))
+    # RFC 6749 section 2.3.1: id and secret percent-encoded (a space as %20), then Basic.
+    assert request["headers"]["authorization"] == basic(quote(ID, safe=""), quote(SECRET, safe=""))
     assert request["form"] == {"grant_type": "client_credentials"}
     assert token.token_type == "Bearer"
 
@@ -361,7 +361,9 @@ def test_awkward_secret_reaches_the_vendor_intact(
     if vendor is PODERO:
         assert request["headers"]["authorization"] == basic(ID, AWKWARD_SECRET)
     elif request["headers"].get("authorization"):
-        assert request["headers"]["authorization"] == basic(quote_plus(ID), quote_plus(AWKWARD_SECRET))
+        assert request["headers"]["authorization"] == basic(
+            quote(ID, safe=""), quote(AWKWARD_SECRET, safe="")
+        )
     else:
         assert (request["json"] or request["form"])["client_secret"] == AWKWARD_SECRET
 

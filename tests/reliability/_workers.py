@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import filelock
 
-from airflow_tokens.cache import CacheEntry, TokenCache, _lock_path
+from airflow_tokens.cache import Lease, TokenCache, _lock_path
 
 
 class FileStore:
-    """A shared store in a JSON file, standing in for the Variable outside a task."""
+    """A shared store in a JSON file, standing in for the Variable outside a task (one host: no lease)."""
 
     name = "file"
+    leases = False
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
@@ -22,11 +24,20 @@ class FileStore:
     def available(self) -> bool:
         return True
 
-    def load(self, key: str) -> CacheEntry | None:
-        return CacheEntry.from_json(self.path.read_text()) if self.path.exists() else None
+    def load(self, key: str) -> Any:
+        return json.loads(self.path.read_text()) if self.path.exists() else None
 
-    def save(self, key: str, entry: CacheEntry) -> None:
-        self.path.write_text(entry.to_json())
+    def save(self, key: str, value: dict[str, Any]) -> None:
+        self.path.write_text(json.dumps(value))
+
+    def load_lease(self, key: str) -> Lease | None:
+        return None
+
+    def save_lease(self, key: str, lease: Lease) -> None:
+        """Keep no lease: the processes share one host, whose file lock is under test."""
+
+    def clear_lease(self, key: str) -> None:
+        """Keep no lease."""
 
 
 def ask_for_token(conn_id: str, store: str, lock_timeout: float, start: Any, out: Any) -> None:

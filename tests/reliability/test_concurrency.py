@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_tokens.cache import TokenCache
 from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
+from airflow_tokens.sealing import EntrySeal
 from airflow_tokens.testing import EmulatorServer, Fault
 from airflow_tokens.token import AccessToken
 from tests.reliability._workers import FileStore, ask_for_token, hold_lock_forever
@@ -160,13 +161,17 @@ def _key(name: str) -> str:
     return f"test.{name}-{os.getpid()}-{time.time_ns()}"
 
 
+def _seal(key: str) -> EntrySeal:
+    return EntrySeal(b"client-id:client-secret", key)
+
+
 def test_a_stuck_lock_holder_delays_others_only_up_to_the_lock_timeout(tmp_path: Path) -> None:
     calls: list[str] = []
     key = _key("stuck-holder")
     with lock_holder(key):
         started = time.monotonic()
         token = TokenCache(FileStore(str(tmp_path / "s.json")), lock_timeout=1).get(
-            key, "fp", 60, lambda: calls.append("fetch") or _fresh("fresh-token")
+            key, "fp", 60, lambda: calls.append("fetch") or _fresh("fresh-token"), seal=_seal(key)
         )
         waited = time.monotonic() - started
     assert token.token == "fresh-token"
@@ -179,7 +184,7 @@ def test_without_the_cross_process_lock_a_held_lock_is_not_waited_for(tmp_path: 
     with lock_holder(key):
         cache = TokenCache(FileStore(str(tmp_path / "s.json")), lock_timeout=300, cross_process_lock=False)
         started = time.monotonic()
-        token = cache.get(key, "fp", 60, lambda: _fresh("unlocked"))
+        token = cache.get(key, "fp", 60, lambda: _fresh("unlocked"), seal=_seal(key))
         waited = time.monotonic() - started
     assert token.token == "unlocked"
     assert waited < 60  # well under the 300 s lock timeout

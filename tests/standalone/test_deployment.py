@@ -1,7 +1,9 @@
 """A real deployment: ``airflow standalone`` (LocalExecutor, SQLite) runs the fan-out DAG twice.
 
 One module-scoped deployment, one emulator in this process (the task processes reach it over
-loopback), the connection given by ``AIRFLOW_CONN_SIRV_DEFAULT`` in the deployment's environment.
+loopback), the connection given by ``AIRFLOW_CONN_SIRV_DEFAULT`` in the deployment's environment,
+and ``[core] fernet_key`` empty, as Airflow's docker-compose quick start sets it: Variables are then
+stored in clear, so only the package's own sealing keeps the token out of the database.
 The DAG ``token_fanout`` runs twice, the second run triggered after the first succeeded: 16
 parallel tasks and a FetchTokenOperator start on an empty cache in their own processes, then a
 second run is served by the Variable. The fixture gathers everything (states, emulator counts,
@@ -64,7 +66,7 @@ class Outcome:
     variable_answer: dict[str, Any] = field(default_factory=dict)
     variable_row: tuple[Any, ...] | None = None
     db_dump: str = ""
-    fernet_key: str = ""
+    connection: dict[str, Any] = field(default_factory=dict)
     pgid: int = 0
     leftover: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -152,8 +154,9 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
             "login": client_id,
             "password": client_secret,
         }
-        airflow = LocalAirflow(home, [DAG_FILE], env={"AIRFLOW_CONN_SIRV_DEFAULT": json.dumps(connection)})
-        result.fernet_key = airflow.fernet_key
+        result.connection = connection
+        env = {"AIRFLOW_CONN_SIRV_DEFAULT": json.dumps(connection), "AIRFLOW__CORE__FERNET_KEY": ""}
+        airflow = LocalAirflow(home, [DAG_FILE], env=env)
         try:
             mark = time.monotonic()
             airflow.start(timeout=180)
@@ -302,25 +305,29 @@ def test_no_secret_or_token_in_the_metadata_database(outcome: Outcome) -> None:
     assert not found
 
 
-def test_token_is_stored_only_fernet_encrypted(outcome: Outcome) -> None:
-    from cryptography.fernet import Fernet
+def test_token_is_stored_only_sealed_without_a_fernet_key(outcome: Outcome) -> None:
+    from airflow.sdk import Connection
 
-    fernet = Fernet(outcome.fernet_key.encode())
+    from airflow_tokens.hooks.sirv import SirvTokenHook
+
+    # Whoever holds the connection derives the key; nobody else can read the token.
+    seal = SirvTokenHook()._resolve(Connection(conn_id="sirv_default", **outcome.connection)).seal
     (token,) = outcome.issued
-    # The cache Variable: encrypted at rest, *** through the API, the token inside once decrypted.
+    # The cache Variable: stored in clear by Airflow (no Fernet key), the token sealed inside it.
     assert outcome.variable_row is not None
     stored, is_encrypted = outcome.variable_row
-    assert is_encrypted
-    assert json.loads(fernet.decrypt(stored.encode()))["token"] == token
+    assert not is_encrypted
+    entry = json.loads(stored)
+    assert entry["format"] == "airflow-tokens/2"
+    assert entry["token_type"] == "Bearer"
+    assert seal.open(stored).token.token == token
     assert outcome.variable_answer["key"] == VARIABLE_KEY
-    shown = outcome.variable_answer["value"]  # Airflow masks each string of a JSON value, or the whole
-    assert shown == "***" or json.loads(shown)["token"] == "***"
-    # The XCom envelope of each run: metadata in clear, the token only inside the Fernet ciphertext.
+    # The XCom envelope of each run: metadata in clear, the token only inside the sealed part.
     assert len(outcome.envelopes) == 2
     for envelope in outcome.envelopes:
-        assert envelope["format"] == "airflow-tokens/xcom/1"
+        assert envelope["format"] == "airflow-tokens/2"
         assert envelope["conn_id"] == "sirv_default"
-        assert json.loads(fernet.decrypt(envelope["encrypted"].encode()))["token"] == token
+        assert seal.open(envelope).token.token == token
 
 
 def test_every_process_stopped(outcome: Outcome) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -7,35 +8,45 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from airflow_tokens.cache import MEMORY, CacheEntry, TokenCache
+from airflow_tokens.cache import MEMORY, Lease, TokenCache
+from airflow_tokens.sealing import EntrySeal
 from airflow_tokens.token import AccessToken
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+SEAL = EntrySeal(b"client-id:client-secret", "k")
 
 
 class RawStore:
     """A shared store kept as raw text, as Variables keep it, so corrupt entries can be planted."""
 
     name = "raw"
+    leases = True
 
     def __init__(self) -> None:
         self.raw: dict[str, str] = {}
+        self.lease: dict[str, Lease] = {}
         self.saves = 0
+        self.lease_writes = 0
 
     def available(self) -> bool:
         return True
 
-    def load(self, key: str) -> CacheEntry | None:
-        if key not in self.raw:
-            return None
-        try:
-            return CacheEntry.from_json(self.raw[key])
-        except ValueError:
-            return None
+    def load(self, key: str) -> str | None:
+        return self.raw.get(key)
 
-    def save(self, key: str, entry: CacheEntry) -> None:
+    def save(self, key: str, value: dict[str, object]) -> None:
         self.saves += 1
-        self.raw[key] = entry.to_json()
+        self.raw[key] = json.dumps(value)
+
+    def load_lease(self, key: str) -> Lease | None:
+        return self.lease.get(key)
+
+    def save_lease(self, key: str, lease: Lease) -> None:
+        self.lease_writes += 1
+        self.lease[key] = lease
+
+    def clear_lease(self, key: str) -> None:
+        self.lease.pop(key, None)
 
 
 class Vendor:
@@ -100,11 +111,13 @@ def test_32_threads_cause_one_fetch() -> None:
 
 def test_shared_store_serves_a_new_process() -> None:
     store, vendor = RawStore(), Vendor()
-    TokenCache(store).get("k", "fp", 60, vendor)
+    TokenCache(store, settle=0).get("k", "fp", 60, vendor, seal=SEAL)
     MEMORY.clear()  # as if another worker process
-    assert TokenCache(store).get("k", "fp", 60, vendor).token == "token-1"
+    assert TokenCache(store).get("k", "fp", 60, vendor, seal=SEAL).token == "token-1"
     assert vendor.calls == 1
     assert store.saves == 1
+    assert store.lease_writes == 1  # the first process leased the refresh, and gave the lease up
+    assert store.lease == {}
 
 
 @pytest.mark.parametrize(
@@ -114,32 +127,39 @@ def test_shared_store_serves_a_new_process() -> None:
         "{}",
         "[1, 2]",
         '{"format": "airflow-tokens/0", "token": "old"}',
-        '{"format": "airflow-tokens/1", "fingerprint": "fp", "token": "", "token_type": "Bearer"}',
-        '{"format": "airflow-tokens/1", "fingerprint": "fp", "token": "x", "token_type": "Bearer",'
-        ' "expires_at": "soon", "obtained_at": 0}',
+        # what 0.1.0 wrote: the token in clear
+        '{"format": "airflow-tokens/1", "fingerprint": "fp", "token": "tok", "token_type": "Bearer",'
+        ' "expires_at": 4102444800, "obtained_at": 0}',
+        '{"format": "airflow-tokens/2", "token_type": "Bearer", "expires_at": 4102444800, '
+        '"obtained_at": 0, "scope": null, "obtained_by": "h", "sealed": "bm90IGNpcGhlcnRleHQ="}',
     ],
 )
-def test_corrupt_or_foreign_entry_is_replaced(raw: str) -> None:
+def test_corrupt_foreign_or_old_entry_is_replaced(raw: str, caplog: pytest.LogCaptureFixture) -> None:
     store, vendor = RawStore(), Vendor()
     store.raw["k"] = raw
-    assert TokenCache(store).get("k", "fp", 60, vendor).token == "token-1"
-    assert CacheEntry.from_json(store.raw["k"]).token.token == "token-1"
+    assert TokenCache(store, settle=0).get("k", "fp", 60, vendor, seal=SEAL).token == "token-1"
+    assert SEAL.open(store.raw["k"]).token.token == "token-1"
+    assert "Ignoring the raw token cache entry for k" in caplog.text
 
 
 def test_store_failure_is_logged_and_memory_still_serves(caplog: pytest.LogCaptureFixture) -> None:
     class Broken(RawStore):
-        def load(self, key: str) -> CacheEntry | None:
+        def load(self, key: str) -> str | None:
             raise ConnectionError("api server down")
 
-        def save(self, key: str, entry: CacheEntry) -> None:
+        def save(self, key: str, value: dict[str, object]) -> None:
+            raise ConnectionError("api server down")
+
+        def load_lease(self, key: str) -> Lease | None:
             raise ConnectionError("api server down")
 
     vendor = Vendor()
     cache = TokenCache(Broken())
-    assert cache.get("k", "fp", 60, vendor).token == "token-1"
-    assert cache.get("k", "fp", 60, vendor).token == "token-1"
+    assert cache.get("k", "fp", 60, vendor, seal=SEAL).token == "token-1"
+    assert cache.get("k", "fp", 60, vendor, seal=SEAL).token == "token-1"
     assert vendor.calls == 1
     assert "Could not read the raw token cache" in caplog.text
+    assert "Could not read the refresh lease for k (ConnectionError); fetching" in caplog.text
     assert "Could not write the raw token cache" in caplog.text
 
 
@@ -153,6 +173,6 @@ def test_unusable_lock_file_falls_back_to_fetching(
 
     monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
     vendor, store = Vendor(), RawStore()
-    assert TokenCache(store).get("k", "fp", 60, vendor).token == "token-1"
+    assert TokenCache(store, settle=0).get("k", "fp", 60, vendor, seal=SEAL).token == "token-1"
     assert store.saves == 1
     assert "Cannot use the cross-process token lock" in caplog.text

@@ -1,0 +1,184 @@
+"""Run the package's sans-IO flows: one sync driver and one async driver, and nothing else differs.
+
+A flow is a generator that yields effects (:class:`Send` a token request, :class:`Sleep`, :class:`Call`
+a blocking function such as a Variable read) and receives their results. The token core (request,
+response reading, retry decisions, cache policy, encryption, cross-host lease) is written once as
+flows; :func:`run` performs the effects with ``requests`` and ``time.sleep``, :func:`arun` with
+``httpx`` and ``asyncio.sleep`` and runs blocking calls off the event loop. This is the shape of
+httpx's ``Auth.auth_flow``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from airflow_tokens.fetch import TokenRequest, Transport
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """
+    Ask the driver to send a token request once.
+
+    :param request: the request to send.
+    """
+
+    request: TokenRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """
+    Ask the driver to wait.
+
+    :param seconds: how long.
+    """
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """
+    Ask the driver to call a blocking function (a store read or write, a lock attempt) and return its result.
+
+    :param fn: the function.
+    :param args: its arguments.
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+Effect = Send | Sleep | Call
+Flow = Generator[Effect, Any, _T]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """
+    Carry what a flow reads of an HTTP answer, whichever library received it.
+
+    :param status: the HTTP status code.
+    :param headers: the response headers (case-insensitive mapping).
+    :param text: the decoded body.
+    """
+
+    status: int
+    headers: Mapping[str, str] = field(repr=False)
+    text: str = field(repr=False)
+
+
+class SendFailed(Exception):
+    """
+    Report that no HTTP answer arrived (connection refused, timeout, TLS failure...).
+
+    :param kind: the name of the transport error, for messages.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        super().__init__(kind)
+
+
+def _advance(flow: Flow[_T], result: Any, error: Exception | None) -> Effect:
+    """Resume ``flow`` with the previous effect's result or error; StopIteration carries its value."""
+    return flow.throw(error) if error is not None else flow.send(result)
+
+
+def _send(transport: Transport, request: TokenRequest) -> HttpResponse:
+    import requests  # imported on the first fetch: a task served from a cache never needs it
+
+    try:
+        response = transport.requests_session.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            json=request.json,
+            data=request.data,
+            # RFC 7617: Basic credentials are UTF-8 (requests would encode str as Latin-1).
+            auth=tuple(part.encode() for part in request.auth) if request.auth else None,  # type: ignore[arg-type]
+            timeout=transport.timeout,
+            verify=transport.verify,
+            allow_redirects=False,
+        )
+        return HttpResponse(response.status_code, response.headers, response.text)
+    except requests.RequestException as exc:
+        raise SendFailed(type(exc).__name__) from None
+
+
+def run(flow: Flow[_T], transport: Transport | None = None) -> _T:
+    """Drive ``flow`` in this thread: requests for HTTP, ``time.sleep`` for waits."""
+    result: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            effect = _advance(flow, result, error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result, error = None, None
+        try:
+            if isinstance(effect, Send):
+                assert transport is not None, "a flow that sends needs a transport"
+                result = _send(transport, effect.request)
+            elif isinstance(effect, Sleep):
+                time.sleep(effect.seconds)
+            else:
+                result = effect.fn(*effect.args)
+        except Exception as exc:
+            error = exc
+
+
+async def _asend(transport: Transport, request: TokenRequest) -> HttpResponse:
+    import httpx
+
+    connect, read = transport.timeout
+    try:
+        async with httpx.AsyncClient(
+            verify=transport.verify,
+            timeout=httpx.Timeout(read, connect=connect),
+            follow_redirects=False,
+        ) as client:
+            response = await client.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                json=request.json,
+                data=request.data,
+                # httpx encodes Basic credentials as UTF-8 (RFC 7617), like the sync path.
+                auth=request.auth,
+            )
+            return HttpResponse(response.status_code, response.headers, response.text)
+    except httpx.HTTPError as exc:
+        raise SendFailed(type(exc).__name__) from None
+
+
+async def arun(flow: Flow[_T], transport: Transport | None = None) -> _T:
+    """Drive ``flow`` on the event loop: httpx for HTTP, ``asyncio.sleep``, blocking calls in a thread."""
+    from asgiref.sync import sync_to_async
+
+    result: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            effect = _advance(flow, result, error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result, error = None, None
+        try:
+            if isinstance(effect, Send):
+                assert transport is not None, "a flow that sends needs a transport"
+                result = await _asend(transport, effect.request)
+            elif isinstance(effect, Sleep):
+                await asyncio.sleep(effect.seconds)
+            else:
+                result = await sync_to_async(effect.fn)(*effect.args)
+        except Exception as exc:
+            error = exc
