@@ -106,7 +106,7 @@ def test_check_describes_the_token_without_showing_it(token_emulator: EmulatorSe
     assert rows["Vendor"] == "Sirv"
     assert rows["Connection type"] == "sirv"
     assert rows["Token type"] == "Bearer"
-    assert rows["Lifetime"] == "1200 s"
+    assert rows["Lifetime"] == "1500 s"
     assert rows["Token"] == f"*** ({len(token)} characters)"
     assert "files:read" in rows["Scope"].split()
     assert rows["Cache"] == "none"
@@ -134,13 +134,13 @@ def test_check_json_is_one_document_on_stdout(token_emulator: EmulatorServer) ->
     assert report["vendor"] == "Sirv"
     assert report["conn_type"] == "sirv"
     assert report["token_type"] == "Bearer"
-    assert report["lifetime_seconds"] == 1200
+    assert report["lifetime_seconds"] == 1500
     assert report["token_length"] == len(token)
     assert report["cache"] == "memory"
     assert "files:read" in report["scope"]
     expires_at = datetime.fromisoformat(report["expires_at"])
     assert expires_at.utcoffset() == timedelta(0)
-    assert started + timedelta(seconds=1190) < expires_at < datetime.now(UTC) + timedelta(seconds=1210)
+    assert started + timedelta(seconds=1490) < expires_at < datetime.now(UTC) + timedelta(seconds=1510)
     assert report["elapsed_ms"] >= 0
     assert token_emulator.client.token_requests("sirv") == 1
 

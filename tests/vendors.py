@@ -1,4 +1,4 @@
-"""The vendors under test, and helpers for the cache Variable in the session's metadata database."""
+"""The vendors under test, the token the emulator issued, and helpers for the cache Variable."""
 
 from __future__ import annotations
 
@@ -19,16 +19,25 @@ if TYPE_CHECKING:
 
     from airflow_tokens.hooks.base import TokenHook
     from airflow_tokens.sealing import CacheEntry
+    from airflow_tokens.testing import EmulatorServer
 
 
 @dataclass(frozen=True)
 class VendorCase:
     """
-    One vendor under test.
+    One vendor under test; every expected value is written out from the vendor's documentation.
 
     :param hook: the hook class.
     :param emulator: the emulator's name for the vendor.
-    :param lifetime: the token lifetime the vendor documents (the emulator's default).
+    :param conn_type: the connection type.
+    :param token_field: the key of the token in the vendor's answer.
+    :param expiry_field: the key of the expiry in the vendor's answer.
+    :param default_lifetime: the lifetime to assume when the answer states none: the vendor's documented
+        lifetime, else one hour.
+    :param issued_lifetime: the lifetime of the tokens the emulator issues, unlike every default.
+    :param jwt: whether the token is a JWT whose ``exp`` claim states the expiry too.
+    :param login_label: what the vendor calls the login (client or merchant id).
+    :param password_label: what the vendor calls the secret.
     :param unauthorized: the vendor's own text when the credentials are wrong.
     :param example_dag: the DAG id of the vendor's example in dags_example/.
     :param host_path: appended to the emulator URL to form the connection host (oauth2: the token URL).
@@ -36,31 +45,30 @@ class VendorCase:
 
     hook: type[TokenHook]
     emulator: str
-    lifetime: float
+    conn_type: str
+    token_field: str
+    expiry_field: str
+    default_lifetime: float
+    issued_lifetime: float
     unauthorized: str
     example_dag: str
+    jwt: bool = False
+    login_label: str = "Client ID"
+    password_label: str = "Client Secret"
     host_path: str = ""
 
     @property
-    def conn_type(self) -> str:
-        return self.hook.conn_type
+    def conn_id(self) -> str:
+        return f"{self.conn_type}_default"
 
     @property
-    def conn_id(self) -> str:
-        return self.hook.default_conn_name
+    def lifetime_without_expiry(self) -> float:
+        """Return the lifetime a token has when the answer leaves its expiry field out."""
+        return self.issued_lifetime if self.jwt else self.default_lifetime
 
     @property
     def variable_key(self) -> str:
         return VariableStore.variable_key(f"{self.conn_type}.{self.conn_id}")
-
-    @property
-    def token_field(self) -> str:
-        return self.hook.response_fields.token
-
-    @property
-    def expiry_field(self) -> str:
-        fields = self.hook.response_fields
-        return fields.expires_in or fields.expires_at or ""
 
     def conn(self, url: str, **overrides: Any) -> dict[str, Any]:
         """Return the connection JSON pointing at the emulator at ``url`` (None values are left out)."""
@@ -85,23 +93,72 @@ class VendorCase:
         return conn
 
 
-SIRV = VendorCase(SirvTokenHook, "sirv", 1200, "Wrong credentials", "sirv_token_example")
-LEARNING360 = VendorCase(
-    Learning360TokenHook, "360learning", 3600, "invalid_client", "learning360_token_example"
+SIRV = VendorCase(
+    SirvTokenHook,
+    "sirv",
+    conn_type="sirv",
+    token_field="token",
+    expiry_field="expiresIn",
+    default_lifetime=1200,  # "Tokens expire after 20 minutes (1200 seconds)"
+    issued_lifetime=1500,
+    jwt=True,  # the example answer's token is a JWT with an exp claim
+    unauthorized="Wrong credentials",
+    example_dag="sirv_token_example",
 )
-MANIS = VendorCase(ManisTokenHook, "manis", 3600, "Invalid merchant credentials", "manis_token_example")
+LEARNING360 = VendorCase(
+    Learning360TokenHook,
+    "360learning",
+    conn_type="360learning",
+    token_field="access_token",
+    expiry_field="expires_in",
+    default_lifetime=3600,  # "An access token is valid for 1 hour"
+    issued_lifetime=2700,
+    unauthorized="invalid_client",
+    example_dag="learning360_token_example",
+)
+MANIS = VendorCase(
+    ManisTokenHook,
+    "manis",
+    conn_type="manis",
+    token_field="token",
+    expiry_field="expiresAt",
+    default_lifetime=3600,  # Manis documents no lifetime
+    issued_lifetime=5400,
+    unauthorized="Invalid merchant credentials",
+    example_dag="manis_token_example",
+    login_label="Merchant ID",  # "x-merchant-id: the merchant's id"
+    password_label="Secret",  # "x-secret: the merchant's secret"
+)
 PODERO = VendorCase(
-    PoderoTokenHook, "podero", 36000, "invalid_client - Invalid client credentials.", "podero_token_example"
+    PoderoTokenHook,
+    "podero",
+    conn_type="podero",
+    token_field="access_token",
+    expiry_field="expires_in",
+    default_lifetime=36000,  # "typically 36000 = 10 hours"
+    issued_lifetime=32400,
+    unauthorized="invalid_client - Invalid client credentials.",
+    example_dag="podero_token_example",
 )
 OAUTH2 = VendorCase(
     OAuth2ClientCredentialsHook,
     "oauth2",
-    3600,
-    "invalid_client - Client authentication failed.",
-    "oauth2_token_example",
+    conn_type="oauth2_client_credentials",
+    token_field="access_token",  # RFC 6749 section 5.1
+    expiry_field="expires_in",
+    default_lifetime=3600,  # RFC 6749 sets none
+    issued_lifetime=4500,
+    unauthorized="invalid_client - Client authentication failed.",
+    example_dag="oauth2_token_example",
     host_path="/oauth2/token",
 )
 VENDORS = (SIRV, LEARNING360, MANIS, PODERO, OAUTH2)
+
+
+def only_issued(emulator: EmulatorServer) -> str:
+    """Return the one token the emulator issued."""
+    [token] = emulator.client.issued_tokens()
+    return token
 
 
 def variable_row(key: str) -> Any:

@@ -1,9 +1,16 @@
 """Define the emulated vendors: one token route per vendor, registered in :data:`VENDOR_TABLE`.
 
-A route is a plain function ``(TokenRequest, VendorContext) -> Reply``: it validates the request
-the way the vendor does, checks the credentials and issues a token through the context, and
-answers with the vendor's own success or error body, as the vendor's API reference shows. The web
-layer (:mod:`airflow_tokens.testing.emulator`) does the rest: counting, the request log, faults.
+A vendor is two plain functions. Its check ``(TokenRequest) -> Reply | None`` holds the request
+against the vendor's documented shape (method, media type, body keys and types, required headers)
+and returns the vendor's own rejection of a malformed one. Its route ``(TokenRequest,
+VendorContext) -> Reply`` answers a well-formed request: it checks the credentials, issues a token
+through the context and answers with the vendor's own success or error body, as the vendor's API
+reference shows. The web layer (:mod:`airflow_tokens.testing.emulator`) runs the check on every
+request, faults or not, and does the rest: counting, the request log, faults.
+
+Every vendor issues tokens whose lifetime is unlike the lifetime its documentation states and
+unlike every hook's default lifetime (1200 s, 3600 s, 36000 s): a client that ignores the expiry
+in the answer, or misreads it, and falls back on the documented lifetime is seen to.
 
 Adding a vendor is one decorated function here plus its name in
 :data:`airflow_tokens.testing.VENDORS`.
@@ -37,7 +44,7 @@ COMMON_OPTIONS: Final = frozenset({"lifetime"})
 class VendorConfig:
     """Hold the runtime switches of one emulated vendor.
 
-    :param lifetime: token lifetime in seconds; ``None`` means the vendor's documented default.
+    :param lifetime: token lifetime in seconds; ``None`` means the vendor's default in the emulator.
     :param expires_in_as_string: send ``expires_in`` as a JSON string (``"3600"``) not a number.
     :param expires_at_unit: unit of Manis ``expiresAt``: ``"ms"`` (epoch milliseconds) or ``"s"``.
     :param basic_auth_encoding: how HTTP Basic credentials may be encoded: ``"form"`` (RFC 6749
@@ -107,8 +114,12 @@ class TokenRequest:
         except (UnicodeDecodeError, ValueError):
             return None
 
-    def log_record(self, vendor: str) -> dict[str, Any]:
-        """Return the JSON-able record of this request kept in the request log."""
+    def log_record(self, vendor: str, *, valid: bool) -> dict[str, Any]:
+        """Return the JSON-able record of this request kept in the request log.
+
+        :param vendor: the vendor whose endpoint received the request.
+        :param valid: whether the request has the vendor's documented shape.
+        """
         parsed, value = self.json_value
         form: dict[str, str | list[str]] | None = None
         if self.is_form and self.form_pairs is not None:
@@ -130,6 +141,7 @@ class TokenRequest:
             "body": self.text,
             "json": value if parsed else None,
             "form": form,
+            "valid": valid,
         }
 
 
@@ -157,7 +169,7 @@ class VendorContext:
 
     :param vendor: the vendor's name.
     :param config: the vendor's current configuration.
-    :param default_lifetime: the vendor's documented token lifetime in seconds.
+    :param default_lifetime: the vendor's token lifetime in seconds when none is configured.
     :param check_credentials: ``(client_id, client_secret) -> bool``.
     :param register_token: ``(token, expires_at) -> None``, remembers an issued token.
     """
@@ -199,6 +211,7 @@ class VendorContext:
 
 
 Route = Callable[[TokenRequest, VendorContext], Reply]
+Check = Callable[[TokenRequest], Reply | None]
 ErrorBody = Callable[[int], Any]
 
 
@@ -208,8 +221,10 @@ class Vendor:
 
     :param name: the vendor's name (one of :data:`airflow_tokens.testing.VENDORS`).
     :param path: the token endpoint's path (``POST``).
-    :param lifetime: the documented token lifetime in seconds.
-    :param route: the function answering a token request.
+    :param lifetime: the lifetime of the tokens the emulator issues by default, in seconds; unlike
+        the vendor's documented lifetime on purpose (see the module's docstring).
+    :param check: the function rejecting a request the vendor's documented shape does not allow.
+    :param route: the function answering a well-formed token request.
     :param error_body: ``status -> body`` in the vendor's own error shape, used by faults.
     :param options: names of the ``POST /_emulator/config`` options the vendor understands.
     :param defaults: configuration values that differ from :class:`VendorConfig`'s defaults.
@@ -218,6 +233,7 @@ class Vendor:
     name: str
     path: str
     lifetime: int
+    check: Check
     route: Route
     error_body: ErrorBody
     options: frozenset[str]
@@ -236,17 +252,19 @@ def vendor(
     path: str,
     *,
     lifetime: int,
+    check: Check,
     error_body: ErrorBody,
     options: frozenset[str] = frozenset(),
     defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[Route], Route]:
-    """Register the decorated function as the token route of vendor ``name``."""
+    """Register the decorated function as the token route of vendor ``name``, ``check`` as its check."""
 
     def register(route: Route) -> Route:
         VENDOR_TABLE[name] = Vendor(
             name=name,
             path=path,
             lifetime=lifetime,
+            check=check,
             route=route,
             error_body=error_body,
             options=COMMON_OPTIONS | options,
@@ -352,50 +370,47 @@ def _sirv_bad_request(message: str) -> Reply:
     return Reply(400, _sirv_error(400, message))
 
 
-def _sirv_validate(req: TokenRequest) -> tuple[dict[str, Any], None] | tuple[None, Reply]:
-    """Validate the body against Sirv's JSON schema; return it, or the 400 reply."""
+def _sirv_check(req: TokenRequest) -> Reply | None:
+    """Hold the body against Sirv's JSON schema; return the 400 reply if it breaks it."""
     if not req.is_json:
         if not req.media_type:
-            return None, _sirv_bad_request("body must be object")
-        return None, _sirv_bad_request(
+            return _sirv_bad_request("body must be object")
+        return _sirv_bad_request(
             f"Unsupported Media Type: {req.media_type}; the body must be JSON (application/json)"
         )
     parsed, body = req.json_value
     if not parsed:
         if not req.body.strip():
-            return None, _sirv_bad_request("body must be object")
-        return None, _sirv_bad_request("Body is not valid JSON but content-type is set to 'application/json'")
+            return _sirv_bad_request("body must be object")
+        return _sirv_bad_request("Body is not valid JSON but content-type is set to 'application/json'")
     if not isinstance(body, dict):
-        return None, _sirv_bad_request("body must be object")
+        return _sirv_bad_request("body must be object")
     for key in ("clientId", "clientSecret"):
         if key not in body:
-            return None, _sirv_bad_request(f"body must have required property '{key}'")
+            return _sirv_bad_request(f"body must have required property '{key}'")
     extra = sorted(set(body) - set(_SIRV_KEYS))
     if extra:
-        return None, _sirv_bad_request(f"body must NOT have additional properties: '{extra[0]}'")
+        return _sirv_bad_request(f"body must NOT have additional properties: '{extra[0]}'")
     for key in ("clientId", "clientSecret"):
         if not isinstance(body[key], str):
-            return None, _sirv_bad_request(f"body/{key} must be string")
+            return _sirv_bad_request(f"body/{key} must be string")
     if "expiresIn" in body:
         value = body["expiresIn"]
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            return None, _sirv_bad_request("body/expiresIn must be integer")
+            return _sirv_bad_request("body/expiresIn must be integer")
         if value < SIRV_EXPIRES_IN_MIN:
-            return None, _sirv_bad_request(f"body/expiresIn must be >= {SIRV_EXPIRES_IN_MIN}")
+            return _sirv_bad_request(f"body/expiresIn must be >= {SIRV_EXPIRES_IN_MIN}")
         if value > SIRV_EXPIRES_IN_MAX:
-            return None, _sirv_bad_request(f"body/expiresIn must be <= {SIRV_EXPIRES_IN_MAX}")
-        body = {**body, "expiresIn": value}
-    return body, None
+            return _sirv_bad_request(f"body/expiresIn must be <= {SIRV_EXPIRES_IN_MAX}")
+    return None
 
 
-@vendor("sirv", "/v2/token", lifetime=1200, error_body=_sirv_error)
+@vendor("sirv", "/v2/token", lifetime=1500, check=_sirv_check, error_body=_sirv_error)
 def sirv(req: TokenRequest, ctx: VendorContext) -> Reply:
     """Answer Sirv's ``POST /v2/token``: JSON ``{clientId, clientSecret[, expiresIn]}`` -> JWT."""
-    body, error = _sirv_validate(req)
-    if error is not None or body is None:
-        return error or _sirv_bad_request("body must be object")
+    _, body = req.json_value
     if not ctx.credentials_valid(body["clientId"], body["clientSecret"]):
         return Reply(401, _sirv_error(401, "Wrong credentials"))
     expires_in = int(body.get("expiresIn", ctx.lifetime))
@@ -451,28 +466,35 @@ def _learning_error(status: int) -> dict[str, Any]:
     return {"error": _oauth_error_code(status)}
 
 
+_LEARNING_KEYS: Final = frozenset({"grant_type", "client_id", "client_secret"})
+
+
+def _learning_check(req: TokenRequest) -> Reply | None:
+    """Hold the body to 360Learning's: exactly the three strings of the client credentials grant."""
+    invalid = Reply(400, {"error": "invalid_request"})
+    parsed, body = req.json_value
+    if not req.is_json or not parsed or not isinstance(body, dict):
+        return invalid
+    if set(body) != _LEARNING_KEYS or not all(isinstance(value, str) for value in body.values()):
+        return invalid
+    if body["grant_type"] != "client_credentials":
+        return Reply(400, {"error": "unsupported_grant_type"})
+    return None
+
+
 @vendor(
     "360learning",
     "/api/v2/oauth2/token",
-    lifetime=3600,
+    lifetime=2700,
+    check=_learning_check,
     error_body=_learning_error,
     options=frozenset({"expires_in_as_string"}),
     defaults={"expires_in_as_string": True},
 )
 def learning360(req: TokenRequest, ctx: VendorContext) -> Reply:
     """Answer 360Learning's ``POST /api/v2/oauth2/token``: JSON client credentials grant."""
-    invalid = Reply(400, {"error": "invalid_request"})
-    parsed, body = req.json_value
-    if not req.is_json or not parsed or not isinstance(body, dict):
-        return invalid
-    grant_type = body.get("grant_type")
-    if not isinstance(grant_type, str):
-        return invalid
-    if grant_type != "client_credentials":
-        return Reply(400, {"error": "unsupported_grant_type"})
-    client_id, client_secret = body.get("client_id"), body.get("client_secret")
-    if not isinstance(client_id, str) or not isinstance(client_secret, str):
-        return invalid
+    _, body = req.json_value
+    client_id, client_secret = body["client_id"], body["client_secret"]
     if not ctx.credentials_valid(client_id, client_secret):
         return Reply(401, {"error": "invalid_client"})
     lifetime = ctx.lifetime
@@ -510,19 +532,25 @@ def _manis_error(status: int) -> dict[str, Any]:
     return _manis_problem(status)
 
 
+def _manis_check(req: TokenRequest) -> Reply | None:
+    """Require Manis's headers ``x-merchant-id`` and ``x-secret``; return the 400 reply if one is missing."""
+    for header in ("x-merchant-id", "x-secret"):
+        if not req.headers.get(header):
+            detail = f"Required request header '{header}' for method parameter type String is not present"
+            return Reply(400, _manis_problem(400, detail))
+    return None
+
+
 @vendor(
     "manis",
     "/api/v1/auth/token",
-    lifetime=3600,
+    lifetime=5400,
+    check=_manis_check,
     error_body=_manis_error,
     options=frozenset({"expires_at_unit"}),
 )
 def manis(req: TokenRequest, ctx: VendorContext) -> Reply:
     """Answer Manis's ``POST /api/v1/auth/token``: headers ``x-merchant-id`` and ``x-secret``."""
-    for header in ("x-merchant-id", "x-secret"):
-        if not req.headers.get(header):
-            detail = f"Required request header '{header}' for method parameter type String is not present"
-            return Reply(400, _manis_problem(400, detail))
     if not ctx.credentials_valid(req.headers["x-merchant-id"], req.headers["x-secret"]):
         return Reply(401, _manis_error(401))
     token, expires_at = ctx.issue(ctx.lifetime)
@@ -533,15 +561,8 @@ def manis(req: TokenRequest, ctx: VendorContext) -> Reply:
 # ------------------------------------------------------------------------------------- podero
 
 
-@vendor(
-    "podero",
-    "/oauth2/token/",
-    lifetime=36000,
-    error_body=_oauth_error,
-    options=frozenset({"expires_in_as_string", "basic_auth_encoding"}),
-)
-def podero(req: TokenRequest, ctx: VendorContext) -> Reply:
-    """Answer Podero's ``POST /oauth2/token/``: HTTP Basic client auth, JSON ``grant_type``."""
+def _podero_check(req: TokenRequest) -> Reply | None:
+    """Hold the request to Podero's: a JSON ``grant_type`` body and an HTTP Basic header."""
     parsed, body = req.json_value
     if not req.is_json or not parsed or not isinstance(body, dict):
         return Reply(
@@ -560,9 +581,22 @@ def podero(req: TokenRequest, ctx: VendorContext) -> Reply:
                 "error_description": f"Unsupported grant type {grant_type!r}.",
             },
         )
-    basic = basic_credentials(req.headers, ctx.config.basic_auth_encoding)
-    if not basic.present:
+    if not basic_credentials(req.headers, "either").present:
         return Reply(401, {"error": "invalid_client", "error_description": "Client authentication required."})
+    return None
+
+
+@vendor(
+    "podero",
+    "/oauth2/token/",
+    lifetime=32400,
+    check=_podero_check,
+    error_body=_oauth_error,
+    options=frozenset({"expires_in_as_string", "basic_auth_encoding"}),
+)
+def podero(req: TokenRequest, ctx: VendorContext) -> Reply:
+    """Answer Podero's ``POST /oauth2/token/``: HTTP Basic client auth, JSON ``grant_type``."""
+    basic = basic_credentials(req.headers, ctx.config.basic_auth_encoding)
     if not any(ctx.credentials_valid(cid, secret) for cid, secret in basic.candidates):
         return Reply(401, {"error": "invalid_client", "error_description": "Invalid client credentials."})
     lifetime = ctx.lifetime
@@ -610,15 +644,8 @@ def _oauth2_params(req: TokenRequest) -> tuple[dict[str, Any], None] | tuple[Non
     )
 
 
-@vendor(
-    "oauth2",
-    "/oauth2/token",
-    lifetime=3600,
-    error_body=_oauth_error,
-    options=frozenset({"expires_in_as_string", "basic_auth_encoding"}),
-)
-def oauth2(req: TokenRequest, ctx: VendorContext) -> Reply:
-    """Answer a generic RFC 6749 section 4.4 client credentials grant (basic, post or JSON auth)."""
+def _oauth2_check(req: TokenRequest) -> Reply | None:
+    """Hold the request to RFC 6749 section 4.4: readable parameters, the grant, one client authentication."""
     params, error = _oauth2_params(req)
     if error is not None or params is None:
         return error or _oauth_reply(400, _oauth_error(400))
@@ -635,16 +662,30 @@ def oauth2(req: TokenRequest, ctx: VendorContext) -> Reply:
                 "error_description": f"Grant type {grant_type!r} is not supported; use client_credentials.",
             },
         )
+    if "client_secret" in params and basic_credentials(req.headers, "either").present:
+        return _oauth_reply(
+            400,
+            {
+                "error": "invalid_request",
+                "error_description": "More than one client authentication method was used.",
+            },
+        )
+    return None
+
+
+@vendor(
+    "oauth2",
+    "/oauth2/token",
+    lifetime=4500,
+    check=_oauth2_check,
+    error_body=_oauth_error,
+    options=frozenset({"expires_in_as_string", "basic_auth_encoding"}),
+)
+def oauth2(req: TokenRequest, ctx: VendorContext) -> Reply:
+    """Answer a generic RFC 6749 section 4.4 client credentials grant (basic, post or JSON auth)."""
+    params = _oauth2_params(req)[0] or {}
     basic = basic_credentials(req.headers, ctx.config.basic_auth_encoding)
     if basic.present:
-        if "client_secret" in params:
-            return _oauth_reply(
-                400,
-                {
-                    "error": "invalid_request",
-                    "error_description": "More than one client authentication method was used.",
-                },
-            )
         if not any(ctx.credentials_valid(cid, secret) for cid, secret in basic.candidates):
             return _oauth_reply(
                 401,

@@ -139,8 +139,10 @@ def _parse_fault(raw: Mapping[str, Any]) -> _FaultSpec:
 class Fault:
     """Build fault dicts for :meth:`EmulatorClient.inject` and :meth:`EmulatorState.inject`.
 
-    Each token request of a vendor consumes that vendor's next queued fault; with the queue
-    empty the vendor behaves normally. A fault is a plain dict with the keys ``status`` (default
+    Each well-formed token request of a vendor consumes that vendor's next queued fault; with the
+    queue empty the vendor behaves normally. A request the vendor's documented shape does not
+    allow is answered with the vendor's own rejection, fault or not, is logged with ``"valid":
+    false`` and leaves the queue as it was. A fault is a plain dict with the keys ``status`` (default
     200), ``headers``, ``body`` (raw text), ``json``, ``delay`` (seconds before answering),
     ``reset`` (drop the connection mid-body) and ``patch`` (overwrite fields of the normal
     success body, ``None`` deleting one). An error ``status`` alone answers with the vendor's own
@@ -269,6 +271,7 @@ class EmulatorState:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._token_requests: dict[str, int] = {}
+        self._invalid_requests: dict[str, int] = {}
         self._resource_requests = 0
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_LIMIT)
         self._faults: dict[str, deque[_FaultSpec]] = {}
@@ -282,6 +285,7 @@ class EmulatorState:
         """Forget counts, the request log, faults, issued tokens, extra credentials and config."""
         with self._lock:
             self._token_requests = dict.fromkeys(VENDORS, 0)
+            self._invalid_requests = dict.fromkeys(VENDORS, 0)
             self._resource_requests = 0
             self._log.clear()
             self._faults = {name: deque() for name in VENDORS}
@@ -293,10 +297,13 @@ class EmulatorState:
     # -- token requests
 
     def begin_token_request(self, vendor: str, record: dict[str, Any]) -> _FaultSpec | None:
-        """Count and log one token request; return the vendor's next queued fault, if any."""
+        """Count and log one token request; return the vendor's next queued fault if it is valid."""
         with self._lock:
             self._token_requests[vendor] += 1
             self._log.append(record)
+            if not record["valid"]:
+                self._invalid_requests[vendor] += 1
+                return None
             queue = self._faults[vendor]
             return queue.popleft() if queue else None
 
@@ -360,6 +367,7 @@ class EmulatorState:
         with self._lock:
             return {
                 "token_requests": dict(self._token_requests),
+                "invalid_requests": dict(self._invalid_requests),
                 "resource_requests": self._resource_requests,
                 "faults_pending": {name: len(queue) for name, queue in self._faults.items()},
                 "tokens_issued": len(self._tokens),
@@ -552,7 +560,12 @@ def _token_endpoint(state: EmulatorState, vendor: Vendor) -> Callable[[Request],
             headers=_request_headers(request),
             body=await request.body(),
         )
-        fault = state.begin_token_request(vendor.name, token_request.log_record(vendor.name))
+        rejection = vendor.check(token_request)
+        record = token_request.log_record(vendor.name, valid=rejection is None)
+        fault = state.begin_token_request(vendor.name, record)
+        if rejection is not None:
+            status, headers, content = _serialize(rejection)
+            return Response(content, status_code=status, headers=headers)
         if fault is not None and fault.delay > 0 and not await _pause(request, fault.delay):
             return Response(status_code=499)  # the client gave up; nobody reads this
         if fault is not None and fault.body is not None:
@@ -930,6 +943,10 @@ class EmulatorClient:
     def token_requests(self, vendor: str) -> int:
         """Return how many token requests ``vendor``'s endpoint received."""
         return int(self.stats()["token_requests"][vendor])
+
+    def invalid_requests(self, vendor: str) -> int:
+        """Return how many of them the vendor's documented shape does not allow (rejected, fault or not)."""
+        return int(self.stats()["invalid_requests"][vendor])
 
     def resource_requests(self) -> int:
         """Return how many protected resource requests were received."""

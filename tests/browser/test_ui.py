@@ -340,10 +340,10 @@ def test_test_button_gets_a_token_from_the_emulator(
         status, answer = press_test(page, sirv_connection)
     assert status == 200, answer
     assert answer["status"] is True, answer
-    assert answer["message"].startswith("Got a Bearer token valid for 1200 s"), answer
+    assert answer["message"].startswith("Got a Bearer token valid for 1500 s"), answer
     page.get_by_text("Test Connection Successful").wait_for()
     settle(page)
-    assert page.get_by_text(re.compile(r"^Got a Bearer token valid for 1200 s")).is_visible()
+    assert page.get_by_text(re.compile(r"^Got a Bearer token valid for 1500 s")).is_visible()
     page.screenshot(path=str(deployment.screenshots / "connection-test-sirv.png"))
     assert deployment.emulator.client.token_requests("sirv") == before + 1
     assert EMULATOR_CLIENT_SECRET not in page.content()

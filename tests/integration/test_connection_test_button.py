@@ -13,14 +13,14 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.airflow_db
 
-# conn type -> (emulator vendor, path appended to the emulator URL for the host, expected lifetime).
+# conn type -> (emulator vendor, path appended to the emulator URL for the host, the emulator's lifetime).
 # Not "360learning": Airflow's test endpoint hands the connection to the hook as a URI, and a URI scheme
 # cannot start with a digit (RFC 3986), so Airflow itself cannot parse it back; see the README.
 CASES = {
-    "sirv": ("sirv", "", 1200),
-    "manis": ("manis", "", 3600),
-    "podero": ("podero", "", 36000),
-    "oauth2_client_credentials": ("oauth2", "/oauth2/token", 3600),
+    "sirv": ("sirv", "", 1500),
+    "manis": ("manis", "", 5400),
+    "podero": ("podero", "", 32400),
+    "oauth2_client_credentials": ("oauth2", "/oauth2/token", 4500),
 }
 
 

@@ -47,6 +47,7 @@ def test_three_tasks_share_one_token_through_the_variable(
 
     row = _variable_row()
     entry = SIRV.open_entry(row.val)
+    assert [entry.token.token] == token_emulator.client.issued_tokens()
     assert row.is_encrypted
     assert entry.token.token not in row._val  # Fernet-encrypted at rest
     assert should_hide_value_for_key(KEY)  # the UI and API show ***
@@ -68,7 +69,7 @@ def test_garbage_variable_is_replaced(
     set_variable(KEY, stored)
     assert dagbag.dags["sirv_token_example"].test().state == "success"
     assert token_emulator.client.token_requests("sirv") == 1
-    assert SIRV.open_entry(_variable_row().val).token.token
+    assert [SIRV.open_entry(_variable_row().val).token.token] == token_emulator.client.issued_tokens()
 
 
 def test_rotated_secret_is_never_answered_with_the_old_token(
@@ -83,6 +84,6 @@ def test_rotated_secret_is_never_answered_with_the_old_token(
     clear_memory_cache()
     assert dagbag.dags["sirv_token_example"].test().state == "success"
     new = SIRV.open_entry(_variable_row().val)
-    assert new.token.token != old.token.token
+    assert [old.token.token, new.token.token] == token_emulator.client.issued_tokens()
     assert new.fingerprint != old.fingerprint
     assert token_emulator.client.token_requests("sirv") == 2

@@ -65,5 +65,5 @@ def test_example_dag_runs_with_one_token_request(
     assert sum(stats.values()) == 1  # no other vendor was asked
     stored = variable_row(example.variable_key)
     assert stored is not None
-    # the tasks shared the token the emulator issued through the Variable
-    assert example.open_entry(stored.val).token.token in token_emulator.client.issued_tokens()
+    # The tasks shared the one token the emulator issued through the Variable.
+    assert [example.open_entry(stored.val).token.token] == token_emulator.client.issued_tokens()

@@ -16,6 +16,7 @@ from airflow_tokens.exceptions import TokenConfigError, TokenRequestError, Token
 from airflow_tokens.hooks.sirv import SirvTokenHook
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer, Fault
+from tests.vendors import SIRV, only_issued
 
 FAST = RetryPolicy(max_attempts=4, max_seconds=20).retrying(wait=tenacity.wait_none())
 HookFactory = Callable[..., SirvTokenHook]
@@ -48,8 +49,9 @@ def test_request_is_exactly_what_sirv_documents(sirv: HookFactory, token_emulato
     assert request["path"] == "/v2/token"
     assert request["headers"]["content-type"] == "application/json"
     assert request["json"] == {"clientId": EMULATOR_CLIENT_ID, "clientSecret": EMULATOR_CLIENT_SECRET}
+    assert token.token == only_issued(token_emulator)
     assert token.token_type == "Bearer"
-    assert token.lifetime == pytest.approx(1200, abs=1)
+    assert token.lifetime == pytest.approx(SIRV.issued_lifetime, abs=1)
     assert "files:read" in (token.scope or ())
 
 
@@ -122,15 +124,15 @@ def test_transient_errors_then_success(
     sirv: HookFactory, token_emulator: EmulatorServer, status: int
 ) -> None:
     token_emulator.client.inject("sirv", Fault.status(status), Fault.status(503))
-    assert sirv().get_token()
+    assert sirv().get_token() == only_issued(token_emulator)
     assert token_emulator.client.token_requests("sirv") == 3
 
 
 def test_429_retry_after_is_honoured(sirv: HookFactory, token_emulator: EmulatorServer) -> None:
     token_emulator.client.inject("sirv", Fault.status(429, retry_after="1"))
     started = time.monotonic()
-    assert sirv().get_token()
-    assert time.monotonic() - started >= 0.9
+    assert sirv().get_token() == only_issued(token_emulator)
+    assert time.monotonic() - started >= 0.9  # a lower bound: a slow machine only adds to it
     assert token_emulator.client.token_requests("sirv") == 2
 
 
@@ -151,18 +153,28 @@ def test_exhausted_retries_report_attempts(sirv: HookFactory, token_emulator: Em
     assert info.value.attempts == 4
 
 
+# The delayed answers take 600 s; the read timeout (3 s) leaves a loaded machine ample time for a
+# normal answer, so the request counts below hold however slow the machine is.
+STALLED = Fault.delay(600)
+
+
 def test_read_timeout_is_retried(sirv: HookFactory, token_emulator: EmulatorServer) -> None:
-    token_emulator.client.inject("sirv", Fault.delay(2))
+    token_emulator.client.inject("sirv", STALLED)
     started = time.monotonic()
-    assert sirv(timeout=(2, 0.5)).get_token()
-    assert time.monotonic() - started < 2.5
+    assert sirv(timeout=(3, 3)).get_token() == only_issued(token_emulator)
+    assert time.monotonic() - started < 60  # the stalled answer was not waited for
     assert token_emulator.client.token_requests("sirv") == 2
 
 
 def test_timeout_on_every_attempt_is_bounded(sirv: HookFactory, token_emulator: EmulatorServer) -> None:
-    token_emulator.client.inject("sirv", *[Fault.delay(2)] * 4)
-    with pytest.raises(TokenRequestError, match="ReadTimeout after 4 attempts"):
-        sirv(timeout=(2, 0.3)).get_token()
+    token_emulator.client.inject("sirv", *[STALLED] * 5)
+    started = time.monotonic()
+    with pytest.raises(TokenRequestError, match="ReadTimeout after 4 attempts") as info:
+        sirv(timeout=(3, 0.3)).get_token()
+    assert time.monotonic() - started < 60  # four 0.3 s read timeouts, far from one stalled answer
+    assert info.value.attempts == 4
+    assert token_emulator.client.token_requests("sirv") == 4
+    assert token_emulator.client.issued_tokens() == []
 
 
 def test_html_body_is_a_response_error(sirv: HookFactory, token_emulator: EmulatorServer) -> None:
@@ -186,7 +198,24 @@ def test_missing_token_field_is_a_response_error(sirv: HookFactory, token_emulat
 
 def test_missing_expiry_falls_back_to_the_jwt_exp(sirv: HookFactory, token_emulator: EmulatorServer) -> None:
     token_emulator.client.inject("sirv", Fault.patch(expiresIn=None))
-    assert sirv().get_access_token().lifetime == pytest.approx(1200, abs=2)
+    token = sirv().get_access_token()
+    # The JWT's exp says 1500 s; Sirv's documented lifetime, the hook's default, is 1200 s.
+    assert token.lifetime == pytest.approx(SIRV.issued_lifetime, abs=2)
+    assert token.token == only_issued(token_emulator)
+
+
+def test_expires_in_wins_over_the_jwt_exp(sirv: HookFactory, token_emulator: EmulatorServer) -> None:
+    token_emulator.client.inject("sirv", Fault.patch(expiresIn=600))  # the JWT's exp still says 1500 s
+    assert sirv().get_access_token().lifetime == pytest.approx(600, abs=2)
+
+
+def test_neither_expires_in_nor_a_jwt_gives_sirvs_documented_lifetime(
+    sirv: HookFactory, token_emulator: EmulatorServer
+) -> None:
+    token_emulator.client.inject("sirv", Fault.patch(expiresIn=None, token="an-opaque-token"))
+    token = sirv().get_access_token()
+    assert token.token == "an-opaque-token"
+    assert token.lifetime == pytest.approx(SIRV.default_lifetime, abs=2)
 
 
 def test_32_threads_cause_one_request(sirv: HookFactory, token_emulator: EmulatorServer) -> None:
@@ -204,8 +233,7 @@ def test_32_threads_cause_one_request(sirv: HookFactory, token_emulator: Emulato
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(tokens) == 32
-    assert len(set(tokens)) == 1
+    assert tokens == [only_issued(token_emulator)] * 32
     assert token_emulator.client.token_requests("sirv") == 1
 
 
@@ -244,7 +272,7 @@ def test_auth_header(sirv: HookFactory) -> None:
 def test_test_connection(sirv: HookFactory) -> None:
     ok, message = sirv().test_connection()
     assert ok
-    assert message.startswith("Got a Bearer token valid for 1200 s")
+    assert message.startswith("Got a Bearer token valid for 1500 s")
     ok, message = sirv({"password": "bad-secret-xyz"}).test_connection()
     assert not ok
     assert "HTTP 401" in message

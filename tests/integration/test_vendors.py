@@ -13,10 +13,10 @@ import tenacity
 
 from airflow_tokens.exceptions import TokenConfigError, TokenRequestError
 from airflow_tokens.hooks.base import TokenHook
-from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer, Fault
-from tests.vendors import LEARNING360, MANIS, OAUTH2, PODERO
+from tests.vendors import LEARNING360, MANIS, OAUTH2, PODERO, only_issued
+from tests.vendors import VENDORS as VENDOR_CASES
 from tests.vendors import VendorCase as Vendor
 
 ID = EMULATOR_CLIENT_ID
@@ -60,6 +60,7 @@ def only_request(emulator: EmulatorServer, vendor: str) -> dict[str, Any]:
 
 def test_360learning_request_is_what_its_docs_show(connect: Connect, token_emulator: EmulatorServer) -> None:
     token = connect(LEARNING360).get_access_token()
+    assert token.token == only_issued(token_emulator)
     request = only_request(token_emulator, "360learning")
     assert request["method"] == "POST"
     assert request["path"] == "/api/v2/oauth2/token"
@@ -72,6 +73,7 @@ def test_360learning_request_is_what_its_docs_show(connect: Connect, token_emula
 
 def test_manis_request_is_what_its_docs_show(connect: Connect, token_emulator: EmulatorServer) -> None:
     token = connect(MANIS).get_access_token()
+    assert token.token == only_issued(token_emulator)
     request = only_request(token_emulator, "manis")
     assert request["method"] == "POST"
     assert request["path"] == "/api/v1/auth/token"
@@ -85,6 +87,7 @@ def test_manis_request_is_what_its_docs_show(connect: Connect, token_emulator: E
 
 def test_podero_request_is_what_its_docs_show(connect: Connect, token_emulator: EmulatorServer) -> None:
     token = connect(PODERO).get_access_token()
+    assert token.token == only_issued(token_emulator)
     request = only_request(token_emulator, "podero")
     assert request["method"] == "POST"
     assert request["path"] == "/oauth2/token/"
@@ -100,6 +103,7 @@ def test_oauth2_default_is_client_secret_basic_with_a_form_body(
     connect: Connect, token_emulator: EmulatorServer
 ) -> None:
     token = connect(OAUTH2).get_access_token()
+    assert token.token == only_issued(token_emulator)
     request = only_request(token_emulator, "oauth2")
     assert request["method"] == "POST"
     assert request["path"] == "/oauth2/token"
@@ -158,42 +162,59 @@ def test_oauth2_extra_params_must_be_strings(connect: Connect, token_emulator: E
 
 
 # -------------------------------------------------------------------------------- expiry
+# The emulator's lifetimes differ from every hook's default, so each test below fails for a hook that
+# ignores or misreads the expiry form it is about and falls back on the default.
+
+NUMBER_OR_STRING = [
+    pytest.param(LEARNING360, id="360learning"),
+    pytest.param(PODERO, id="podero"),
+    pytest.param(OAUTH2, id="oauth2"),
+]
 
 
-@pytest.mark.parametrize("lifetime", [3600, 1800])
-@pytest.mark.parametrize("as_string", [True, False], ids=["string", "number"])
-def test_360learning_expires_in_as_string_or_number(
-    connect: Connect, token_emulator: EmulatorServer, as_string: bool, lifetime: int
+@pytest.mark.parametrize("vendor", NUMBER_OR_STRING)
+@pytest.mark.parametrize("lifetime", [None, 1800])
+def test_expires_in_as_a_number(
+    connect: Connect, token_emulator: EmulatorServer, vendor: Vendor, lifetime: int | None
 ) -> None:
-    token_emulator.client.configure("360learning", expires_in_as_string=as_string, lifetime=lifetime)
-    assert connect(LEARNING360).get_access_token().lifetime == pytest.approx(lifetime, abs=2)
+    token_emulator.client.configure(vendor.emulator, expires_in_as_string=False, lifetime=lifetime)
+    token = connect(vendor).get_access_token()
+    assert token.lifetime == pytest.approx(lifetime or vendor.issued_lifetime, abs=2)
+
+
+@pytest.mark.parametrize("vendor", NUMBER_OR_STRING)
+@pytest.mark.parametrize("lifetime", [None, 1800])
+def test_expires_in_as_a_string(
+    connect: Connect, token_emulator: EmulatorServer, vendor: Vendor, lifetime: int | None
+) -> None:
+    token_emulator.client.configure(vendor.emulator, expires_in_as_string=True, lifetime=lifetime)
+    token = connect(vendor).get_access_token()
+    assert token.lifetime == pytest.approx(lifetime or vendor.issued_lifetime, abs=2)
+
+
+def test_every_lifetime_the_emulator_issues_is_unlike_every_default() -> None:
+    defaults = {vendor.default_lifetime for vendor in VENDOR_CASES}
+    assert not {vendor.issued_lifetime for vendor in VENDOR_CASES} & defaults
+    assert 1800 not in defaults  # the other lifetime the tests below configure
 
 
 @pytest.mark.parametrize("unit", ["ms", "s"])
+@pytest.mark.parametrize("lifetime", [None, 1800])
 def test_manis_expires_at_in_milliseconds_or_seconds(
-    connect: Connect, token_emulator: EmulatorServer, unit: str
+    connect: Connect, token_emulator: EmulatorServer, unit: str, lifetime: int | None
 ) -> None:
-    token_emulator.client.configure("manis", expires_at_unit=unit)
-    assert connect(MANIS).get_access_token().lifetime == pytest.approx(3600, abs=2)
+    token_emulator.client.configure("manis", expires_at_unit=unit, lifetime=lifetime)
+    assert connect(MANIS).get_access_token().lifetime == pytest.approx(lifetime or 5400, abs=2)
 
 
-@pytest.mark.parametrize("lifetime", [None, 600])
-def test_podero_expires_in(connect: Connect, token_emulator: EmulatorServer, lifetime: int | None) -> None:
-    token_emulator.client.configure("podero", lifetime=lifetime)
-    assert connect(PODERO).get_access_token().lifetime == pytest.approx(lifetime or 36000, abs=2)
-
-
-def test_oauth2_expires_in(connect: Connect) -> None:
-    assert connect(OAUTH2).get_access_token().lifetime == pytest.approx(3600, abs=2)
-
-
-def test_oauth2_without_expires_in_uses_the_documented_default(
-    connect: Connect, token_emulator: EmulatorServer
+@pytest.mark.parametrize("vendor", ALL)
+def test_without_an_expiry_the_documented_lifetime_is_assumed(
+    connect: Connect, token_emulator: EmulatorServer, vendor: Vendor
 ) -> None:
-    token_emulator.client.configure("oauth2", lifetime=120)  # would be visible if it leaked through
-    token_emulator.client.inject("oauth2", Fault.patch(expires_in=None))
-    default = OAuth2ClientCredentialsHook.response_fields.default_lifetime
-    assert connect(OAUTH2).get_access_token().lifetime == pytest.approx(default, abs=2)
+    token_emulator.client.inject(vendor.emulator, Fault.patch({vendor.expiry_field: None}))
+    token = connect(vendor).get_access_token()
+    assert token.lifetime == pytest.approx(vendor.lifetime_without_expiry, abs=2)
+    assert token.token == only_issued(token_emulator)
 
 
 # -------------------------------------------------------------------------------- errors
@@ -290,7 +311,7 @@ def test_503_in_the_vendors_shape_is_retried(
     connect: Connect, token_emulator: EmulatorServer, vendor: Vendor
 ) -> None:
     token_emulator.client.inject(vendor.emulator, Fault.status(503))
-    assert connect(vendor).get_token()
+    assert connect(vendor).get_token() == only_issued(token_emulator)
     assert token_emulator.client.token_requests(vendor.emulator) == 2
 
 
@@ -302,7 +323,7 @@ def test_token_is_cached_across_hooks(
     connect: Connect, token_emulator: EmulatorServer, vendor: Vendor
 ) -> None:
     first = connect(vendor).get_token()
-    assert connect(vendor).get_token() == first
+    assert connect(vendor).get_token() == first == only_issued(token_emulator)
     assert token_emulator.client.token_requests(vendor.emulator) == 1
 
 
@@ -311,7 +332,7 @@ def test_token_is_cached_across_hooks(
 def test_missing_credential_fails_before_any_request(
     connect: Connect, token_emulator: EmulatorServer, vendor: Vendor, field: str
 ) -> None:
-    label = vendor.hook.login_label if field == "login" else vendor.hook.password_label
+    label = vendor.login_label if field == "login" else vendor.password_label
     with pytest.raises(TokenConfigError, match=f"'{vendor.conn_id}': {field}: {label} is missing") as info:
         connect(vendor, {field: ""}).get_token()
     assert info.value.field == field
@@ -335,7 +356,7 @@ def test_awkward_secret_reaches_the_vendor_intact(
     token_emulator.client.add_credentials(vendor.emulator, ID, AWKWARD_SECRET)
     if vendor is OAUTH2:  # accept only the RFC 6749 section 2.3.1 encoding of Basic credentials
         token_emulator.client.configure("oauth2", basic_auth_encoding="form")
-    assert connect(vendor, {**conn, "password": AWKWARD_SECRET}).get_token()
+    assert connect(vendor, {**conn, "password": AWKWARD_SECRET}).get_token() == only_issued(token_emulator)
     request = only_request(token_emulator, vendor.emulator)
     if vendor is PODERO:
         assert request["headers"]["authorization"] == basic(ID, AWKWARD_SECRET)
@@ -351,7 +372,8 @@ def test_podero_basic_credentials_are_utf8_as_its_docs_show(
     connect: Connect, token_emulator: EmulatorServer
 ) -> None:
     token_emulator.client.add_credentials("podero", ID, LATIN1_SECRET)
-    connect(PODERO, {"password": LATIN1_SECRET}).get_token()  # the emulator also accepts Latin-1
+    # The emulator also accepts Latin-1.
+    assert connect(PODERO, {"password": LATIN1_SECRET}).get_token() == only_issued(token_emulator)
     assert only_request(token_emulator, "podero")["headers"]["authorization"] == basic(ID, LATIN1_SECRET)
 
 
@@ -359,7 +381,7 @@ def test_manis_latin1_secret_reaches_the_vendor_intact(
     connect: Connect, token_emulator: EmulatorServer
 ) -> None:
     token_emulator.client.add_credentials("manis", ID, LATIN1_SECRET)
-    assert connect(MANIS, {"password": LATIN1_SECRET}).get_token()
+    assert connect(MANIS, {"password": LATIN1_SECRET}).get_token() == only_issued(token_emulator)
     assert only_request(token_emulator, "manis")["headers"]["x-secret"] == LATIN1_SECRET
 
 
@@ -471,7 +493,7 @@ def test_test_connection(connect: Connect, vendor: Vendor) -> None:
     assert ok, message
     match = re.match(r"Got a Bearer token valid for (\d+) s", message)
     assert match, message
-    assert float(match.group(1)) == pytest.approx(vendor.lifetime, abs=2)
+    assert float(match.group(1)) == pytest.approx(vendor.issued_lifetime, abs=2)
     ok, message = connect(vendor, {"password": "bad-secret-xyz"}).test_connection()
     assert not ok
     assert "HTTP 401" in message

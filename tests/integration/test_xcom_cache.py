@@ -56,7 +56,7 @@ def test_consumers_get_a_working_token_without_a_request_and_no_plain_token_is_s
     raw_envelope = json.dumps(rows["sirv_token"])
     envelope = json.loads(rows["sirv_token"]) if isinstance(rows["sirv_token"], str) else rows["sirv_token"]
     token = SirvTokenHook().seal.open(envelope).token.token
-    assert token in token_emulator.client.issued_tokens()
+    assert [token] == token_emulator.client.issued_tokens()
     assert token not in raw_envelope  # the database row
     api_text = _api_xcom(run.run_id, "sirv_token")
     assert token not in api_text  # the REST API

@@ -7,7 +7,7 @@ import string
 
 import pytest
 import tenacity
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_tokens.exceptions import TokenError
@@ -36,6 +36,7 @@ def _token_like(vendor_index: int) -> st.SearchStrategy[object]:
 
 
 @given(value=st.text(max_size=60))
+@example(value="²")  # a digit to str.isdigit(), not to float()
 def test_any_retry_after_header_gives_a_wait_or_none(value: str) -> None:
     wait = parse_retry_after(value)
     assert wait is None or wait >= 0
@@ -71,9 +72,11 @@ def test_any_answer_gives_a_token_or_a_typed_error(
         token = vendor.hook(cache="none", retry=ONCE).get_access_token()
     except TokenError as exc:  # any other exception fails the test
         error = exc
+    event("token" if error is None else type(error).__name__)
     if error is not None:
         assert "emulator-client-secret" not in str(error)
     else:
         assert 200 <= status < 300
-        assert token.token
+        assert token.token == json.loads(payload)[vendor.token_field]
         assert token.lifetime > 0
+    assert token_emulator.client.invalid_requests(vendor.emulator) == 0

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -56,6 +57,9 @@ SIRV_SCOPE = [
     "videos",
     "images",
 ]
+# The emulator's token lifetimes: unlike each vendor's documented lifetime and every hook's default
+# (1200 s, 3600 s, 36000 s), so a client reading the expiry wrong or not at all is seen to.
+LIFETIME = {"sirv": 1500, "360learning": 2700, "manis": 5400, "podero": 32400, "oauth2": 4500}
 MANIS_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 # A secret with every character that trips naive HTTP Basic handling.
 SPECIAL_ID = "client@émulateur"
@@ -166,6 +170,7 @@ def test_fixture_dirties_state(token_emulator: EmulatorServer) -> None:
 def test_fixture_resets_state(token_emulator: EmulatorServer) -> None:
     stats = token_emulator.client.stats()
     assert stats["token_requests"] == dict.fromkeys(VENDORS, 0)
+    assert stats["invalid_requests"] == dict.fromkeys(VENDORS, 0)
     assert stats["resource_requests"] == 0
     assert stats["faults_pending"] == dict.fromkeys(VENDORS, 0)
     assert stats["tokens_issued"] == 0
@@ -184,7 +189,7 @@ def test_sirv_success_shape(token_emulator: EmulatorServer) -> None:
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert set(body) == {"token", "expiresIn", "scope"}
-    assert body["expiresIn"] == 1200
+    assert body["expiresIn"] == LIFETIME["sirv"]
     assert body["scope"] == SIRV_SCOPE
     assert len(body["token"].split(".")) == 3
     assert jwt_part(body["token"], 0) == {"alg": "HS256", "typ": "JWT"}
@@ -192,7 +197,7 @@ def test_sirv_success_shape(token_emulator: EmulatorServer) -> None:
     assert claims["clientId"] == ID
     assert claims["scope"] == SIRV_SCOPE
     assert before <= claims["iat"] <= time.time()
-    assert claims["exp"] == claims["iat"] + 1200
+    assert claims["exp"] == claims["iat"] + LIFETIME["sirv"]
     assert isinstance(claims["aud"], str)
     assert get_token(token_emulator, "sirv") != body["token"]
 
@@ -269,6 +274,7 @@ def test_sirv_bad_request(token_emulator: EmulatorServer, kwargs: dict[str, Any]
     assert body["error"] == "Bad Request"
     assert message_part in body["message"]
     assert token_emulator.state.stats()["tokens_issued"] == 0
+    assert [record["valid"] for record in token_emulator.client.requests("sirv")] == [False]
 
 
 def test_sirv_wrong_credentials(token_emulator: EmulatorServer) -> None:
@@ -286,17 +292,17 @@ def test_360learning_success_shape(token_emulator: EmulatorServer) -> None:
     body = response.json()
     assert set(body) == {"token_type", "access_token", "expires_in"}
     assert body["token_type"] == "Bearer"
-    assert body["expires_in"] == "3600"
+    assert body["expires_in"] == "2700"  # a string, as 360Learning's page shows
     assert body["access_token"] != get_token(token_emulator, "360learning")
 
 
 def test_360learning_expires_in_as_number(token_emulator: EmulatorServer) -> None:
     token_emulator.client.configure("360learning", expires_in_as_string=False)
-    assert post(token_emulator, "360learning", **good_request("360learning")).json()["expires_in"] == 3600
+    assert post(token_emulator, "360learning", **good_request("360learning")).json()["expires_in"] == 2700
     token_emulator.client.configure("360learning", lifetime=120)
     assert post(token_emulator, "360learning", **good_request("360learning")).json()["expires_in"] == 120
     token_emulator.client.configure("360learning", expires_in_as_string=True, lifetime=None)
-    assert post(token_emulator, "360learning", **good_request("360learning")).json()["expires_in"] == "3600"
+    assert post(token_emulator, "360learning", **good_request("360learning")).json()["expires_in"] == "2700"
 
 
 @pytest.mark.parametrize(
@@ -311,6 +317,25 @@ def test_360learning_expires_in_as_number(token_emulator: EmulatorServer) -> Non
         ),
         pytest.param(
             {"json": {"client_id": ID, "client_secret": SECRET}}, 400, "invalid_request", id="no-grant"
+        ),
+        pytest.param(
+            {
+                "json": {
+                    "grant_type": "client_credentials",
+                    "client_id": ID,
+                    "client_secret": SECRET,
+                    "scope": "x",
+                }
+            },
+            400,
+            "invalid_request",
+            id="extra-key",
+        ),
+        pytest.param(
+            {"json": {"grant_type": "client_credentials", "client_id": ID, "client_secret": 7}},
+            400,
+            "invalid_request",
+            id="secret-int",
         ),
         pytest.param(
             {"data": {"grant_type": "client_credentials", "client_id": ID, "client_secret": SECRET}},
@@ -344,6 +369,8 @@ def test_360learning_errors(
     response = post(token_emulator, "360learning", **kwargs)
     assert response.status_code == status
     assert response.json() == {"error": error}
+    [record] = token_emulator.client.requests("360learning")
+    assert record["valid"] is (status == 401)  # wrong credentials come in a well-formed request
 
 
 # -------------------------------------------------------------------------------------- manis
@@ -357,7 +384,8 @@ def test_manis_success_shape_milliseconds(token_emulator: EmulatorServer) -> Non
     assert set(body) == {"tokenType", "token", "expiresAt"}
     assert body["tokenType"] == "Bearer"
     assert isinstance(body["expiresAt"], int)
-    assert (before + 3600) * 1000 - 1000 <= body["expiresAt"] <= (time.time() + 3600) * 1000
+    lifetime = LIFETIME["manis"]
+    assert (before + lifetime) * 1000 - 1000 <= body["expiresAt"] <= (time.time() + lifetime) * 1000
 
 
 def test_manis_expires_at_seconds(token_emulator: EmulatorServer) -> None:
@@ -408,7 +436,7 @@ def test_podero_success_shape(token_emulator: EmulatorServer) -> None:
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"access_token", "expires_in", "token_type", "scope"}
-    assert body["expires_in"] == 36000
+    assert body["expires_in"] == LIFETIME["podero"]
     assert body["token_type"] == "Bearer"
     assert body["scope"] == "read write"
 
@@ -482,7 +510,7 @@ def test_oauth2_client_authentication(token_emulator: EmulatorServer, kwargs: di
     body = response.json()
     assert set(body) == {"access_token", "token_type", "expires_in"}
     assert body["token_type"] == "Bearer"
-    assert body["expires_in"] == 3600
+    assert body["expires_in"] == LIFETIME["oauth2"]
 
 
 def test_oauth2_scope_audience_and_extra_params(token_emulator: EmulatorServer) -> None:
@@ -662,31 +690,101 @@ def test_fault_manis_401_shape(token_emulator: EmulatorServer) -> None:
     assert set(body) == {"message", "timestamp"}
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    """Poll ``condition`` until it holds; fail after a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
+
+
 def test_fault_delay_does_not_block_others(token_emulator: EmulatorServer) -> None:
-    token_emulator.client.inject("sirv", Fault.delay(0.6))
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        started = time.monotonic()
-        slow = pool.submit(post, token_emulator, "sirv", **good_request("sirv"))
-        time.sleep(0.1)
-        quick_started = time.monotonic()
+    token_emulator.client.inject("sirv", Fault.delay(600))
+    body = json.dumps({"clientId": ID, "clientSecret": SECRET}).encode()
+    with socket.create_connection(("127.0.0.1", token_emulator.port), timeout=30) as slow:
+        slow.sendall(
+            b"POST /v2/token HTTP/1.1\r\nHost: emulator\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        wait_for(lambda: token_emulator.client.token_requests("sirv") == 1)  # the delay has begun
+        # Another request is answered while the delayed one still waits, however slow the machine.
         assert post(token_emulator, "oauth2", **good_request("oauth2")).status_code == 200
-        assert time.monotonic() - quick_started < 0.4
-        response = slow.result(timeout=5)
-    assert time.monotonic() - started >= 0.6
+        assert post(token_emulator, "sirv", **good_request("sirv")).status_code == 200
+        assert select.select([slow], [], [], 0)[0] == []  # nothing came back on the delayed request
+    # A delay the client waits out ends in the normal answer.
+    token_emulator.client.inject("sirv", Fault.delay(0.2))
+    response = post(token_emulator, "sirv", **good_request("sirv"))
     assert response.status_code == 200
-    assert "token" in response.json()
+    assert response.json()["token"] == token_emulator.client.issued_tokens()[-1]
 
 
-def test_fault_delay_client_timeout() -> None:
+def test_fault_delay_client_timeout(caplog: pytest.LogCaptureFixture) -> None:
     # A dedicated server: stopping it must not wait for the abandoned delayed request.
-    with EmulatorServer() as server:
-        server.client.inject("podero", Fault.delay(30))
+    caplog.set_level(logging.WARNING, logger="airflow_tokens.testing.emulator")
+    server = EmulatorServer().start()
+    try:
+        server.client.inject("podero", Fault.delay(600))
         with pytest.raises(requests.ReadTimeout):
             post(server, "podero", timeout=0.2, **good_request("podero"))
         assert post(server, "podero", **good_request("podero")).status_code == 200
         assert server.client.token_requests("podero") == 2
+    finally:
         started = time.monotonic()
-    assert time.monotonic() - started < 1.5
+        server.stop(timeout=60)
+    # Well under the 600 s delay, and without forcing the server down.
+    assert time.monotonic() - started < 60
+    assert not server.running
+    assert not [r for r in caplog.records if "did not stop" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("vendor", "malformed", "status", "rejection"),
+    [
+        (
+            "sirv",
+            {"json": {"clientId": ID, "clientSecret": SECRET, "scope": "x"}},
+            400,
+            "body must NOT have additional properties: 'scope'",
+        ),
+        (
+            "360learning",
+            {"json": {**good_request("360learning")["json"], "scope": "x"}},
+            400,
+            "invalid_request",
+        ),
+        ("manis", {"headers": {"x-merchant-id": ID}}, 400, "Required request header 'x-secret'"),
+        ("podero", {"json": {"grant_type": "client_credentials"}}, 401, "Client authentication required."),
+        (
+            "oauth2",
+            {"data": {"client_id": ID, "client_secret": SECRET}},
+            400,
+            "Missing required parameter 'grant_type'.",
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.status(503), Fault.patch(token=None), Fault.json(200, {"x": 1}), Fault.html(), Fault.reset()],
+    ids=["503", "patch", "json", "html", "reset"],
+)
+def test_a_malformed_request_is_rejected_even_when_a_fault_is_queued(
+    token_emulator: EmulatorServer,
+    vendor: str,
+    malformed: dict[str, Any],
+    status: int,
+    rejection: str,
+    fault: dict[str, Any],
+) -> None:
+    token_emulator.client.inject(vendor, fault)
+    response = post(token_emulator, vendor, **malformed)
+    assert response.status_code == status  # the vendor's own rejection, not the fault
+    assert rejection in response.text
+    [record] = token_emulator.client.requests(vendor)
+    assert record["valid"] is False
+    assert token_emulator.client.invalid_requests(vendor) == 1
+    assert token_emulator.client.stats()["faults_pending"][vendor] == 1  # kept for a well-formed request
+    assert token_emulator.client.issued_tokens() == []
 
 
 def test_fault_html(token_emulator: EmulatorServer) -> None:
@@ -847,6 +945,7 @@ def test_stats_and_request_log(token_emulator: EmulatorServer) -> None:
     }
     assert client.resource_requests() == 1
     assert client.token_requests("sirv") == 2
+    assert client.stats()["invalid_requests"] == {**dict.fromkeys(VENDORS, 0), "sirv": 1}
 
     first, second = client.requests("sirv")
     assert {"method", "path", "headers", "body", "json", "form"} <= set(first)
@@ -855,7 +954,9 @@ def test_stats_and_request_log(token_emulator: EmulatorServer) -> None:
     assert json.loads(first["body"]) == first["json"]
     assert first["headers"]["content-type"] == "application/json"
     assert first["form"] is None
+    assert first["valid"] is True
     assert second["json"] == {}
+    assert second["valid"] is False
     (manis,) = client.requests("manis")
     assert manis["headers"]["x-merchant-id"] == ID
     assert (manis["body"], manis["json"], manis["form"]) == ("", None, None)

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from airflow_tokens.response import (
+    MAX_LIFETIME,
     ResponseFields,
     ResponseProblem,
     describe_error_body,
@@ -142,27 +144,104 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-
-
-@given(payload=json_values)
-def test_any_json_body_gives_token_fields_or_a_problem(payload: object) -> None:
-    for fields in (SIRV, MANIS, OAUTH):
-        try:
-            result = read_token_fields(payload, fields, NOW)
-        except ResponseProblem:
-            continue
-        assert result["expires_at"] > NOW
-
-
-@given(
-    token=st.text(min_size=1, max_size=30),
-    expiry=json_values,
+NOW_S = int(NOW.timestamp())
+# Tokens as vendors send them: opaque printable strings and JWTs whose exp may lie in the past.
+good_tokens = st.from_regex(r"[A-Za-z0-9._~+/-]{1,60}={0,2}", fullmatch=True) | st.integers(
+    NOW_S - 3600, NOW_S + 2 * MAX_LIFETIME
+).map(lambda exp: jwt({"exp": exp}))
+good_seconds = (
+    st.integers(1, MAX_LIFETIME)
+    | st.integers(1, MAX_LIFETIME).map(str)
+    | st.floats(min_value=0.001, max_value=MAX_LIFETIME)
 )
-def test_any_expiry_value_gives_a_future_expiry_or_a_problem(token: str, expiry: object) -> None:
-    for fields, key in ((OAUTH, "expires_in"), (MANIS, "expiresAt")):
-        payload = {fields.token: token, key: expiry}
+good_epochs = st.integers(NOW_S + 1, NOW_S + MAX_LIFETIME).flatmap(
+    lambda epoch: st.sampled_from([epoch, epoch * 1000])
+)
+# (fields, key of its expiry, values of that key the vendor may send)
+SHAPES = [
+    (SIRV, "expiresIn", good_seconds),
+    (OAUTH, "expires_in", good_seconds),
+    (MANIS, "expiresAt", good_epochs),
+]
+
+
+def token_bodies(
+    fields: ResponseFields, expiry_key: str, good_expiry: st.SearchStrategy[object]
+) -> st.SearchStrategy[object]:
+    """Bodies that deliberately carry the token field (mostly well-formed), beside any other keys."""
+    shaped = st.fixed_dictionaries(
+        {fields.token: good_tokens | json_values},
+        optional={expiry_key: good_expiry | json_values, "scope": json_values, "token_type": json_values},
+    )
+    extra = st.dictionaries(st.text(max_size=12), json_values, max_size=3)
+    return st.tuples(extra, shaped).map(lambda parts: {**parts[0], **parts[1]})
+
+
+def expected_expiry(payload: dict[str, object], fields: ResponseFields, expiry_key: str) -> datetime | None:
+    """Return the expiry the plainest bodies must give (None where this oracle has no opinion)."""
+    value = payload.get(expiry_key)
+    token = payload[fields.token]
+    if value is None and isinstance(token, str) and "." not in token:
+        return NOW + timedelta(seconds=fields.default_lifetime)
+    if type(value) is int and fields.expires_in == expiry_key:
+        return NOW + timedelta(seconds=value)
+    if type(value) is int and value <= NOW_S + MAX_LIFETIME:
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def test_any_token_body_gives_token_fields_or_a_problem() -> None:
+    outcomes: Counter[str] = Counter()
+
+    @settings(max_examples=300, deadline=None)
+    @given(data=st.data(), shape=st.sampled_from(SHAPES))
+    def check(data: st.DataObject, shape: tuple[ResponseFields, str, st.SearchStrategy[object]]) -> None:
+        fields, expiry_key, good_expiry = shape
+        payload = data.draw(token_bodies(fields, expiry_key, good_expiry) | json_values)
         try:
             result = read_token_fields(payload, fields, NOW)
         except ResponseProblem:
-            continue
+            outcomes["problem"] += 1
+            event("problem")
+            return
+        assert isinstance(payload, dict)
+        outcomes["token"] += 1
+        event("token")
+        assert result["token"] == payload[fields.token]
+        assert NOW < result["expires_at"] <= NOW + timedelta(seconds=MAX_LIFETIME)
+        expected = expected_expiry(payload, fields, expiry_key)
+        if expected is not None:
+            outcomes["exact expiry"] += 1
+            assert result["expires_at"] == expected
+
+    check()
+    # The success branch is the point: it must be reached often, with exact expiries among them.
+    assert outcomes["token"] >= 75, outcomes
+    assert outcomes["exact expiry"] >= 25, outcomes
+    assert outcomes["problem"] >= 25, outcomes
+
+
+def test_any_expiry_value_gives_a_future_expiry_or_a_problem() -> None:
+    outcomes: Counter[str] = Counter()
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        token=good_tokens,
+        expiry=json_values | good_seconds | good_epochs,
+        shape=st.sampled_from([(OAUTH, "expires_in"), (MANIS, "expiresAt")]),
+    )
+    def check(token: str, expiry: object, shape: tuple[ResponseFields, str]) -> None:
+        fields, key = shape
+        try:
+            result = read_token_fields({fields.token: token, key: expiry}, fields, NOW)
+        except ResponseProblem:
+            outcomes["problem"] += 1
+            event("problem")
+            return
+        outcomes["expiry"] += 1
+        event("expiry")
         assert NOW < result["expires_at"] <= NOW + timedelta(days=367)
+
+    check()
+    assert outcomes["expiry"] >= 50, outcomes
+    assert outcomes["problem"] >= 25, outcomes

@@ -41,6 +41,7 @@ def test_retry_after_seconds_and_http_date() -> None:
     past = email.utils.formatdate(now - 30, usegmt=True)
     assert parse_retry_after(past, now=now) == 0.0
     assert parse_retry_after("soon") is None
+    assert parse_retry_after("²") is None  # a digit to str.isdigit(), not a number of seconds
     assert parse_retry_after(None) is None
 
 
