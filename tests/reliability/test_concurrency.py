@@ -18,7 +18,8 @@ from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
 from airflow_tokens.sealing import EntrySeal
 from airflow_tokens.testing import EmulatorServer, Fault
 from airflow_tokens.token import AccessToken
-from tests.reliability._workers import FileStore, ask_for_token, hold_lock_forever
+from tests.reliability._hosts import FileStore
+from tests.reliability._workers import ask_for_token, hold_lock_forever
 from tests.vendors import OAUTH2, SIRV
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def test_processes_with_a_cold_cache_make_one_request(
     token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     conn_id = sirv_connection(token_emulator, monkeypatch, "cold")
-    results = run_workers(conn_id, tmp_path / "store.json", 8, lock_timeout=300)
+    results = run_workers(conn_id, tmp_path, 8, lock_timeout=300)
     assert [token for token, _ in results] == token_emulator.client.issued_tokens() * 8
     assert token_emulator.client.token_requests("sirv") == 1
 
@@ -151,7 +152,7 @@ def test_a_killed_lock_holder_does_not_block_others(
     with lock_holder(f"sirv.{conn_id}") as holder:  # the hook's cache key
         os.kill(holder.pid, signal.SIGKILL)
         holder.join()
-        [(token, took)] = run_workers(conn_id, tmp_path / "s.json", 1, lock_timeout=300)
+        [(token, took)] = run_workers(conn_id, tmp_path, 1, lock_timeout=300)
     assert took < 60  # well under the 300 s lock timeout: the dead holder's lock was not waited for
     assert [token] == token_emulator.client.issued_tokens()
     assert token_emulator.client.token_requests("sirv") == 1
@@ -170,7 +171,7 @@ def test_a_stuck_lock_holder_delays_others_only_up_to_the_lock_timeout(tmp_path:
     key = _key("stuck-holder")
     with lock_holder(key):
         started = time.monotonic()
-        token = TokenCache(FileStore(str(tmp_path / "s.json")), lock_timeout=1).get(
+        token = TokenCache(FileStore(str(tmp_path)), lock_timeout=1).get(
             key, "fp", 60, lambda: calls.append("fetch") or _fresh("fresh-token"), seal=_seal(key)
         )
         waited = time.monotonic() - started
@@ -182,7 +183,7 @@ def test_a_stuck_lock_holder_delays_others_only_up_to_the_lock_timeout(tmp_path:
 def test_without_the_cross_process_lock_a_held_lock_is_not_waited_for(tmp_path: Path) -> None:
     key = _key("lock-off")
     with lock_holder(key):
-        cache = TokenCache(FileStore(str(tmp_path / "s.json")), lock_timeout=300, cross_process_lock=False)
+        cache = TokenCache(FileStore(str(tmp_path)), lock_timeout=300, cross_process_lock=False)
         started = time.monotonic()
         token = cache.get(key, "fp", 60, lambda: _fresh("unlocked"), seal=_seal(key))
         waited = time.monotonic() - started
