@@ -24,7 +24,7 @@ $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) for the browser tests"; exit 1; }
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
-## demo: run the example DAGs against the built-in vendor emulator and print what happened
+## demo: run every example DAG in one Airflow process against the built-in vendor emulator and print what happened
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
