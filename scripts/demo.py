@@ -1,33 +1,30 @@
-"""Run the example DAGs with `airflow dags test` against the vendor emulator and print what happened."""
+"""Run every example DAG with ``dag.test()`` in one Airflow process against the vendor emulator."""
 
 from __future__ import annotations
 
+import gc
+import importlib.util
 import json
 import os
-import re
-import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import requests
-from airflow.sdk._shared.secrets_masker import redact
-from airflow.sdk.log import mask_secret
-from cryptography.fernet import Fernet
-
-from airflow_tokens.cache import CacheEntry, VariableStore
-from airflow_tokens.get_provider_info import get_provider_info
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorClient
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_tokens.testing import EmulatorClient
     from airflow_tokens.token import AccessToken
 
 REPO = Path(__file__).resolve().parent.parent
-HOME = REPO / ".demo" / "airflow_home"
-BIN = Path(sys.executable).parent
+DEMO_DIR = REPO / ".demo"
+HOME = DEMO_DIR / "airflow_home"
+LOG_FILE = DEMO_DIR / "dags.log"
+EXAMPLES_DIR = REPO / "dags_example"
+STARTED = time.monotonic()  # the summary's wall time counts from here, Airflow's imports included
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,8 @@ class Example:
 
 def examples(url: str) -> list[Example]:
     """Return the example DAGs with connections that point at the emulator."""
+    from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET
+
     creds = {"login": EMULATOR_CLIENT_ID, "password": EMULATOR_CLIENT_SECRET}
     oauth2 = {"conn_type": "oauth2_client_credentials", "host": f"{url}/oauth2/token", **creds}
     return [
@@ -67,129 +66,238 @@ def examples(url: str) -> list[Example]:
     ]
 
 
-def airflow_env() -> dict[str, str]:
-    """Return the environment of a private SQLite Airflow home inside the repository."""
+@dataclass
+class Outcome:
+    """What one example DAG's run did."""
+
+    example: Example
+    states: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # by task id, or "dag.test()"
+    token_requests: int = 0
+    token: AccessToken | None = None
+    seconds: float = 0.0
+
+    @property
+    def problems(self) -> list[str]:
+        """Return what went wrong: errors, tasks that did not succeed, not exactly one token request."""
+        found = [f"{source}: {error}" for source, error in self.errors.items()]
+        found += [
+            f"task {task} ended {state}"
+            for task, state in sorted(self.states.items())
+            if state != "success" and task not in self.errors
+        ]
+        if not self.states and not self.errors:
+            found.append("no task ran")
+        if self.token_requests != 1:
+            found.append(f"expected one token request, the emulator counted {self.token_requests}")
+        return found
+
+
+@contextmanager
+def connections(chosen: list[Example]) -> Iterator[None]:
+    """Expose the examples' connections as ``AIRFLOW_CONN_*`` variables; restore the environment after."""
+    from unittest import mock
+
+    from airflow_tokens.cache import forget_connections
+
+    conns = {f"AIRFLOW_CONN_{example.conn_id.upper()}": json.dumps(example.conn) for example in chosen}
+    with mock.patch.dict(os.environ, conns):
+        forget_connections()
+        try:
+            yield
+        finally:
+            forget_connections()
+
+
+def cached_token(example: Example) -> AccessToken | None:
+    """Return the token the tasks cached in the Variable, read from the metadata database."""
+    from airflow.models.variable import Variable
+
+    from airflow_tokens.cache import CacheEntry, VariableStore
+
+    key = VariableStore.variable_key(f"{example.vendor_conn_type}.{example.conn_id}")
+    raw = Variable.get(key, default_var=None)
+    return CacheEntry.from_json(raw).token if raw is not None else None
+
+
+def run_example(dag: Any, example: Example, client: EmulatorClient) -> Outcome:
+    """
+    Run one example DAG with ``dag.test()`` and collect its task states, errors, requests and token.
+
+    Every task starts with an empty in-process token cache, as it would in its own worker process, so
+    the tasks after the first get the token from the Variable, not from this process's memory.
+    """
+    from airflow_tokens.cache import clear_memory_cache
+
+    outcome = Outcome(example)
+
+    def record_failure(context: Any) -> None:
+        exc = context.get("exception")
+        outcome.errors[context["ti"].task_id] = f"{type(exc).__name__}: {exc}"
+
+    for task in dag.tasks:
+        task.on_execute_callback = [lambda _context: clear_memory_cache()]
+        task.on_failure_callback = [record_failure]
+    started = time.monotonic()
+    try:
+        run = dag.test()
+        outcome.states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    except Exception as exc:
+        outcome.errors["dag.test()"] = f"{type(exc).__name__}: {exc}"
+    outcome.seconds = time.monotonic() - started
+    outcome.token_requests = client.token_requests(example.vendor)
+    outcome.token = cached_token(example)
+    return outcome
+
+
+def print_outcome(outcome: Outcome, out: TextIO) -> None:
+    """Print one example's result."""
+    from airflow.sdk._shared.secrets_masker import redact
+
+    problems = outcome.problems
+    token = outcome.token
+    done = sorted(task for task, state in outcome.states.items() if state == "success")
+    verdict = "FAILED" if problems else "success"
+    print(f"\n{outcome.example.dag_id}: {verdict} ({outcome.seconds:.1f} s)", file=out)
+    print(f"  tasks that succeeded   : {len(done)} of {len(outcome.states)} ({', '.join(done)})", file=out)
+    print(f"  token requests seen    : {outcome.token_requests}", file=out)
+    if token is not None:
+        print(
+            f"  cached in Variable     : {token.token_type} token, {token.lifetime:.0f} s lifetime", file=out
+        )
+    # The hooks registered the token with the secrets masker during the run: task logs show it so.
+    print(f"  as task logs show it   : {redact(f'Bearer {token.token}') if token else 'no token'}", file=out)
+    for problem in problems:
+        print(f"  error                  : {redact(problem)}", file=out)
+    out.flush()
+
+
+def demo(
+    url: str,
+    client: EmulatorClient,
+    chosen: list[Example] | None = None,
+    *,
+    out: TextIO = sys.stdout,
+    started: float = STARTED,
+) -> int:
+    """
+    Run the example DAGs one after another in this process, printing each result as soon as it is known.
+
+    Airflow must be configured and its metadata database ready. Return the exit code: 0 when every DAG
+    succeeded on one token request, else 1.
+
+    :param url: the emulator's base URL.
+    :param client: an admin client of that emulator (it counts the token requests).
+    :param chosen: the examples to run; by default every DAG in dags_example/, each with its connection.
+    :param out: where to print.
+    :param started: the ``time.monotonic()`` the reported wall time counts from.
+    """
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_tokens.get_provider_info import get_provider_info
+
+    to_run = chosen if chosen is not None else examples(url)
+    bag = DagBag(dag_folder=str(EXAMPLES_DIR))
+    failed = False
+    for path, error in bag.import_errors.items():
+        print(f"\n{Path(path).name}: FAILED to import\n{error}", file=out)
+        failed = True
+    if chosen is None:
+        for dag_id in sorted(set(bag.dag_ids) - {example.dag_id for example in to_run}):
+            print(f"\n{dag_id}: FAILED: the demo has no connection for it", file=out)
+            failed = True
+    print(
+        f"\nRunning dag.test() on each example DAG in turn, in this process ({len(to_run)} in all)", file=out
+    )
+    outcomes: list[Outcome] = []
+    with connections(to_run):
+        for example in to_run:
+            dag = bag.dags.get(example.dag_id)
+            if dag is None:
+                outcome = Outcome(example, errors={example.dag_id: f"not found in {EXAMPLES_DIR.name}/"})
+            else:
+                outcome = run_example(dag, example, client)
+            print_outcome(outcome, out)
+            outcomes.append(outcome)
+            failed |= bool(outcome.problems)
+    names = {
+        entry["connection-type"]: entry["hook-name"] for entry in get_provider_info()["connection-types"]
+    }
+    verdict = "FAILED" if failed else "every DAG succeeded"
+    wall = time.monotonic() - started
+    print(f"\nSummary: {verdict}; example DAGs run: {len(outcomes)}; wall time {wall:.0f} s", file=out)
+    width = max((len(names[outcome.example.vendor_conn_type]) for outcome in outcomes), default=0)
+    for outcome in outcomes:
+        name = names[outcome.example.vendor_conn_type]
+        result = "FAILED" if outcome.problems else "success"
+        dag_id = outcome.example.dag_id
+        print(f"  {name:<{width}}  token requests: {outcome.token_requests}  ({dag_id}: {result})", file=out)
+    if not failed:
+        print(
+            "\nEvery task started with an empty in-process cache, as in its own worker: the first one"
+            "\nfetched the token and stored it in a Variable, the others read it there."
+            "\nThe emulator counted the token requests.",
+            file=out,
+        )
+    out.flush()
+    return 1 if failed else 0
+
+
+def configure_airflow() -> None:
+    """Point Airflow at a private SQLite home in .demo/, metadata database removed (before importing it)."""
+    from cryptography.fernet import Fernet
+
     HOME.mkdir(parents=True, exist_ok=True)
-    (HOME / "airflow.db").unlink(missing_ok=True)  # every demo starts from an empty metadata database
+    for db_file in HOME.glob("airflow.db*"):  # every demo starts from an empty metadata database
+        db_file.unlink()
     key_file = HOME / "fernet.key"
     if not key_file.exists():
         key_file.write_bytes(Fernet.generate_key())
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
-    env.update(
+    for name in [name for name in os.environ if name.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]:
+        del os.environ[name]
+    os.environ.update(
         {
             "AIRFLOW_HOME": str(HOME),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_example"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES_DIR),
             "AIRFLOW__CORE__FERNET_KEY": key_file.read_text().strip(),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{HOME / 'airflow.db'}",
         }
     )
-    return env
-
-
-def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """Start the emulator on a free port and return the process and its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_tokens.testing", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"http://[\d.]+:\d+", line)
-    if not match:
-        proc.kill()
-        raise SystemExit(f"the emulator did not start: {line!r}")
-    url = match.group(0)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/_emulator/stats", timeout=1).raise_for_status()
-            return proc, url
-        except requests.RequestException:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the emulator did not answer")
-
-
-def cli_json(env: dict[str, str], *args: str) -> Any:
-    """Run an airflow CLI command with JSON output and return the parsed result."""
-    out = subprocess.run(
-        [BIN / "airflow", *args, "-o", "json"], env=env, capture_output=True, text=True, check=True
-    ).stdout
-    return json.loads(next(line for line in out.splitlines() if line.startswith(("[", "{"))))
-
-
-def task_states(env: dict[str, str], dag_id: str) -> dict[str, str]:
-    """Return the task states of the DAG's latest run."""
-    run_id = cli_json(env, "dags", "list-runs", dag_id)[0]["run_id"]
-    rows = cli_json(env, "tasks", "states-for-dag-run", dag_id, run_id)
-    return {row["task_id"]: row["state"] for row in rows}
-
-
-def cached_token(env: dict[str, str], conn_type: str, conn_id: str) -> AccessToken | None:
-    """Return the token the tasks cached in the Variable, read back through the airflow CLI."""
-    key = VariableStore.variable_key(f"{conn_type}.{conn_id}")
-    out = subprocess.run(
-        [BIN / "airflow", "variables", "get", key], env=env, capture_output=True, text=True, check=False
-    ).stdout
-    line = next((line for line in out.splitlines() if line.startswith("{")), None)
-    return CacheEntry.from_json(line).token if line else None
 
 
 def main() -> int:
-    """Run the demo and print its summary; return the exit code."""
-    env = airflow_env()
-    print(f"Airflow home: {HOME.relative_to(REPO)} (SQLite)")
-    subprocess.run([BIN / "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
-    emulator, url = start_emulator(env)
-    print(f"Vendor emulator: {url}")
-    client = EmulatorClient(url)
-    failed = False
-    summary: list[tuple[str, str, int, bool]] = []
-    try:
-        for example in examples(url):
-            env[f"AIRFLOW_CONN_{example.conn_id.upper()}"] = json.dumps(example.conn)
-            log_file = HOME.parent / f"{example.dag_id}.log"
-            with log_file.open("w") as out:
-                result = subprocess.run(
-                    [BIN / "airflow", "dags", "test", example.dag_id],
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            states = task_states(env, example.dag_id)
-            got = sorted(task for task, state in states.items() if state == "success")
-            requests_seen = client.token_requests(example.vendor)
-            token = cached_token(env, example.vendor_conn_type, example.conn_id)
-            if token is not None:
-                mask_secret(token.token)
-            ok = result.returncode == 0 and len(got) == len(states) and requests_seen == 1
-            failed |= not ok
-            summary.append((example.vendor_conn_type, example.dag_id, requests_seen, ok))
-            print(f"\n{example.dag_id}: {'success' if ok else 'FAILED'} (log: {log_file.relative_to(REPO)})")
-            print(f"  tasks that got a token : {len(got)} of {len(states)} ({', '.join(got)})")
-            print(f"  token requests seen    : {requests_seen}")
-            if token is not None:
-                print(f"  cached in Variable     : {token.token_type} token, {token.lifetime:.0f} s lifetime")
-            print(f"  as task logs show it   : {redact(f'Bearer {token.token}') if token else 'no token'}")
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
-    names = {
-        entry["connection-type"]: entry["hook-name"] for entry in get_provider_info()["connection-types"]
-    }
-    print("\nSummary (token requests the emulator counted, per vendor):")
-    width = max((len(names[conn_type]) for conn_type, *_ in summary), default=0)
-    for conn_type, dag_id, requests_seen, ok in summary:
-        outcome = "success" if ok else "FAILED"
-        print(f"  {names[conn_type]:<{width}}  token requests: {requests_seen}  ({dag_id}: {outcome})")
-    print("\nEvery task above reused one token per vendor; the emulator counted the requests.")
-    return 1 if failed else 0
+    """Set up Airflow, its metadata database and the emulator once, run the demo, return its exit code."""
+    # A short run: cyclic garbage collection would re-scan the ~650,000 objects Airflow's imports
+    # create several times over (seconds of CPU) to free next to nothing.
+    gc.disable()
+    configure_airflow()
+    with LOG_FILE.open("w") as log:
+        from airflow.sdk.log import configure_logging
+
+        # Log as a task does (secrets masked), to the log file rather than the terminal.
+        configure_logging(output=log, colored_console_log=False)
+        from airflow.utils.db import initdb
+
+        from airflow_tokens.testing import EmulatorServer
+
+        print(f"Airflow home: {HOME.relative_to(REPO)} (SQLite); logs: {LOG_FILE.relative_to(REPO)}")
+        begin = time.monotonic()
+        initdb()  # what `airflow db migrate` does on an empty database, without a second Airflow start-up
+        print(f"Metadata database created in {time.monotonic() - begin:.1f} s")
+        with EmulatorServer() as server:
+            print(f"Vendor emulator: {server.url}", flush=True)
+            code = demo(server.url, server.client)
+    if code:
+        print(f"\nThe task logs, tracebacks included, are in {LOG_FILE.relative_to(REPO)}")
+    return code
 
 
 if __name__ == "__main__":
-    if shutil.which("airflow", path=str(BIN)) is None:
+    if importlib.util.find_spec("airflow_tokens") is None:
         raise SystemExit("run through `make demo`, which installs the package first")
-    sys.exit(main())
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's teardown of everything Airflow loaded (up to 10 s on a busy 2-core machine).
+    os._exit(exit_code)

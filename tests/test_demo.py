@@ -1,0 +1,89 @@
+"""`make demo`'s core: every example DAG run by dag.test() in this process, one token request per vendor."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import io
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_tokens.cache import CacheEntry
+from airflow_tokens.testing import EmulatorServer
+from tests.vendors import SIRV, VENDORS, delete_variable, variable_row
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.airflow_db
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "demo.py"
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[ModuleType]:
+    """Load scripts/demo.py as a module (importing it runs nothing)."""
+    spec = importlib.util.spec_from_file_location("demo_script", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through sys.modules
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+@pytest.fixture
+def no_cached_tokens(airflow_db: Path) -> Iterator[None]:
+    """Start and end without any vendor's cache Variable."""
+    for vendor in VENDORS:
+        delete_variable(vendor.variable_key)
+    yield
+    for vendor in VENDORS:
+        delete_variable(vendor.variable_key)
+
+
+def test_demo_runs_every_example_dag_on_one_token_request_each(
+    demo: ModuleType, token_emulator: EmulatorServer, no_cached_tokens: None
+) -> None:
+    out = io.StringIO()
+    code = demo.demo(token_emulator.url, token_emulator.client, out=out)
+    text = out.getvalue()
+
+    assert code == 0, text
+    assert re.search(r"Summary: every DAG succeeded; example DAGs run: 5; wall time \d+ s", text)
+    for vendor in VENDORS:
+        assert f"{vendor.example_dag}: success" in text
+        assert token_emulator.client.token_requests(vendor.emulator) == 1
+        row = variable_row(vendor.variable_key)
+        assert row is not None  # the tasks shared the token through the Variable
+        assert CacheEntry.from_json(row.val).token.token not in text
+    assert text.count("as task logs show it   : Bearer ***") == len(VENDORS)
+    assert text.count("tasks that succeeded   : 4 of 4") == len(VENDORS)
+    assert token_emulator.client.resource_requests() == len(VENDORS)  # each DAG's API task ran once
+
+
+def test_a_failing_dag_prints_its_error_and_fails_the_demo(
+    demo: ModuleType, token_emulator: EmulatorServer, no_cached_tokens: None
+) -> None:
+    sirv = next(example for example in demo.examples(token_emulator.url) if example.vendor == "sirv")
+    broken = dataclasses.replace(sirv, conn={**sirv.conn, "password": "not-the-secret"})
+    out = io.StringIO()
+
+    code = demo.demo(token_emulator.url, token_emulator.client, [broken], out=out)
+    text = out.getvalue()
+
+    assert code == 1
+    assert "sirv_token_example: FAILED" in text
+    assert "Summary: FAILED; example DAGs run: 1" in text
+    for task in ("get_token_1", "get_token_2", "get_token_3"):  # each task's own error, the vendor's words
+        assert re.search(rf"error +: {task}: TokenRequestError: .*{SIRV.unauthorized}", text), text
+    assert "error                  : task call_sirv_api ended upstream_failed" in text
+    assert "not-the-secret" not in text
+    assert variable_row(SIRV.variable_key) is None
