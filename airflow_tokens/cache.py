@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from airflow_tokens import metrics
 from airflow_tokens.flow import Call, Sleep, arun, run
 from airflow_tokens.sealing import CacheEntry, UnusableEntry
 from airflow_tokens.token import AccessToken
@@ -284,6 +285,12 @@ class _Ask:
             held is not None and time.time() < held.defer_until and self.tolerates(held)
         )
 
+    def served(self, held: _Held | None, layer: str) -> AccessToken:
+        """Return the token of ``held``, counted as a cache hit in ``layer`` (memory or the store's name)."""
+        assert held is not None
+        metrics.cache_hit(self.key, layer)
+        return held.entry.token
+
 
 class _Memory:
     """The process-wide table of cached tokens, with one lock per key for single-flight fetches."""
@@ -424,6 +431,8 @@ class TokenCache:
         ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
         held = MEMORY.entries.get(key)
         if ask.hit(held):
+            if metrics.on:  # the hottest path: not even a call when metrics are off
+                metrics.cache_hit(key, "memory")
             return held.entry.token  # type: ignore[union-attr]
         with MEMORY.lock(key):
             return run(self.flow(ask, fetch, seal), transport)
@@ -444,6 +453,8 @@ class TokenCache:
         ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
         held = MEMORY.entries.get(key)
         if ask.hit(held):
+            if metrics.on:  # the hottest path: not even a call when metrics are off
+                metrics.cache_hit(key, "memory")
             return held.entry.token  # type: ignore[union-attr]
         async with MEMORY.alock(key):
             return await arun(self.flow(ask, fetch, seal), transport)
@@ -452,7 +463,7 @@ class TokenCache:
         """Return the token for ``ask``: the one cache policy, as a flow that either driver runs."""
         held = MEMORY.entries.get(ask.key)
         if ask.accepts(held):
-            return held.entry.token  # type: ignore[union-attr]
+            return ask.served(held, "memory")
         store = self._shared()
         if store is None:
             return (yield from self._fetch(ask, fetch, None, seal, lease=None))
@@ -460,7 +471,7 @@ class TokenCache:
             raise TypeError("a TokenCache with a shared store needs the connection's EntrySeal")
         held = yield from self._load(store, ask, seal)
         if ask.accepts(held):
-            return held.entry.token  # type: ignore[union-attr]
+            return ask.served(held, store.name)
         lock = _file_lock(ask.key) if self.cross_process_lock else None
         locked = yield from self._lock(lock, ask, held)
         if isinstance(locked, AccessToken):
@@ -469,7 +480,7 @@ class TokenCache:
             if locked:
                 held = yield from self._load(store, ask, seal)
                 if ask.accepts(held):
-                    return held.entry.token  # type: ignore[union-attr]
+                    return ask.served(held, store.name)
             lease: Lease | None = None
             if store.leases and self.lease_seconds > 0 and not ask.force_refresh:
                 outcome = yield from self._lease(store, ask, seal, held)
@@ -482,10 +493,10 @@ class TokenCache:
                 assert lock is not None
                 lock.release()
 
-    def _defer(self, held: _Held, wait: float) -> AccessToken:
+    def _defer(self, ask: _Ask, held: _Held, wait: float) -> AccessToken:
         """Hand out ``held`` from memory for ``wait`` seconds while someone else refreshes."""
         held.defer_until = time.time() + wait
-        return held.entry.token
+        return ask.served(held, "memory")
 
     def _load(self, store: SharedStore, ask: _Ask, seal: EntrySeal) -> Flow[_Held | None]:
         """Read and open the shared entry and keep it in memory; a failing or foreign one counts as none."""
@@ -525,7 +536,7 @@ class TokenCache:
                 log.warning("Cannot use the cross-process token lock (%s); fetching without it", exc)
                 return False
             if held is not None and ask.tolerates(held):
-                return self._defer(held, self.poll)
+                return self._defer(ask, held, self.poll)
             if time.monotonic() - started >= self.lock_timeout:
                 log.warning("Waited %.0f s for another process's token fetch; fetching", self.lock_timeout)
                 return False
@@ -544,7 +555,7 @@ class TokenCache:
             if attempt:
                 held = yield from self._load(store, ask, seal)
                 if ask.accepts(held):
-                    return held.entry.token  # type: ignore[union-attr]
+                    return ask.served(held, store.name)
             try:
                 current = yield Call(store.load_lease, (ask.key,))
             except Exception as exc:
@@ -554,7 +565,7 @@ class TokenCache:
                 return None
             if current is not None and current.until > time.time():
                 if held is not None and ask.tolerates(held):
-                    return self._defer(held, 4 * self.poll)
+                    return self._defer(ask, held, 4 * self.poll)
                 token = yield from self._await_holder(store, ask, seal, current)
                 if token is not None:
                     return token
@@ -570,6 +581,7 @@ class TokenCache:
                 )
                 return None
             if seen == mine:
+                metrics.lease(ask.key, "taken")
                 return mine
         log.warning("Could not obtain the refresh lease for %s; fetching", ask.key)
         return None
@@ -578,16 +590,18 @@ class TokenCache:
         self, store: SharedStore, ask: _Ask, seal: EntrySeal, lease: Lease
     ) -> Flow[AccessToken | None]:
         """Wait for the token the lease holder stores; None once the lease lapses or changes hands."""
+        metrics.lease(ask.key, "waited")
         while time.time() < lease.until:
             yield Sleep(self.poll * (0.8 + 0.4 * random.random()))
             held = yield from self._load(store, ask, seal)
             if ask.accepts(held):
-                return held.entry.token  # type: ignore[union-attr]
+                return ask.served(held, store.name)
             try:
                 if (yield Call(store.load_lease, (ask.key,))) != lease:
                     return None
             except Exception:
                 return None  # the caller reads it again and reports
+        metrics.lease(ask.key, "lapsed")
         log.warning(
             "The refresh lease of %s on %s lapsed without a new token; taking over", lease.holder, ask.key
         )
@@ -603,6 +617,7 @@ class TokenCache:
         lease: Lease | None,
     ) -> Flow[AccessToken]:
         """Fetch, keep the token in memory and the store, and give up the lease."""
+        metrics.cache_miss(ask.key)
         try:
             started = fetch()
             token = started if isinstance(started, AccessToken) else (yield from started)

@@ -1,4 +1,4 @@
-"""The ``airflow-tokens`` command: check a connection by fetching a token, or serve the vendor emulator.
+"""The ``airflow-tokens`` command: check a connection, show or clear the token cache, serve the emulator.
 
 Importing this module is cheap: Airflow, the hooks and the emulator are imported by the command
 that needs them.
@@ -23,7 +23,10 @@ from airflow_tokens import __version__
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
+    from sqlalchemy.orm import Session
+
     from airflow_tokens.hooks.base import TokenHook
+    from airflow_tokens.inventory import CachedToken
     from airflow_tokens.token import AccessToken
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,8 @@ EXIT_CONFIG = 2
 EXIT_REQUEST = 3
 #: The vendor answered 2xx without a usable token.
 EXIT_RESPONSE = 4
+#: ``clear CONN_ID``: nothing is cached for that connection (nothing was removed).
+EXIT_NOT_CACHED = 5
 EXIT_INTERRUPTED = 130
 
 #: ``--cache`` choices; ``xcom`` needs a running task and makes no sense here.
@@ -200,6 +205,14 @@ def check(conn_id: str, cache: str = "none") -> CheckResult:
     return CheckResult.of(hook, token, cache, elapsed)
 
 
+def _report(failure: CheckFailed, debug: bool) -> int:
+    """Print a failure on one line of stderr (after its traceback if ``debug``); return its exit code."""
+    if debug:
+        traceback.print_exception(failure.__cause__ or failure, file=sys.stderr)
+    print(f"airflow-tokens: error: {failure.message}", file=sys.stderr, flush=True)
+    return failure.exit_code
+
+
 def _run_check(args: argparse.Namespace) -> int:
     """Run ``airflow-tokens check``; return the exit code."""
     stdout = sys.stdout
@@ -207,12 +220,88 @@ def _run_check(args: argparse.Namespace) -> int:
         try:
             result = check(args.conn_id, args.cache)
         except CheckFailed as failure:
-            if args.debug:
-                traceback.print_exception(failure.__cause__ or failure, file=sys.stderr)
-            print(f"airflow-tokens: error: {failure.message}", file=sys.stderr, flush=True)
-            return failure.exit_code
+            return _report(failure, args.debug)
     print(result.to_json() if args.json else result.to_text(), file=stdout, flush=True)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _metadata_session() -> Iterator[Session]:
+    """Open a session on Airflow's metadata database (committed at the end); failures are CheckFailed."""
+    try:
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            yield session
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckFailed(
+            EXIT_FAILURE, f"cannot use Airflow's metadata database: {type(exc).__name__}: {first}"
+        ) from exc
+
+
+def status_text(tokens: Sequence[CachedToken]) -> str:
+    """Return the cached tokens as an aligned table for people (never a token)."""
+    if not tokens:
+        return "No token is cached in Airflow Variables."
+    rows = [("CONNECTION", "TYPE", "VENDOR", "EXPIRES IN", "OBTAINED AT", "BY", "LEASE", "SCOPE")]
+    for item in tokens:
+        if item.problem is not None:
+            expires = obtained = by = "-"
+            scope = f"({item.problem})"
+        else:
+            expires = "expired" if item.expired else f"{item.expires_in} s"
+            obtained, by = item.obtained_at or "-", item.obtained_by or "-"
+            scope = "(not stated)" if item.scope is None else (" ".join(item.scope) or "(none)")
+        rows.append(
+            (item.conn_id, item.conn_type, item.vendor, expires, obtained, by, item.lease.to_text(), scope)
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]])
+        for row in rows
+    )
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    """Run ``airflow-tokens status``; return the exit code."""
+    stdout = sys.stdout
+    with _quiet_airflow(args.debug):
+        try:
+            from airflow_tokens.inventory import cached_tokens
+
+            with _metadata_session() as session:
+                tokens = cached_tokens(session)
+        except CheckFailed as failure:
+            return _report(failure, args.debug)
+    if args.json:
+        print(json.dumps([item.to_dict() for item in tokens]), file=stdout, flush=True)
+    else:
+        print(status_text(tokens), file=stdout, flush=True)
+    return EXIT_OK
+
+
+def _run_clear(args: argparse.Namespace) -> int:
+    """Run ``airflow-tokens clear``; return the exit code."""
+    stdout = sys.stdout
+    with _quiet_airflow(args.debug):
+        try:
+            from airflow_tokens.inventory import clear, describe
+
+            with _metadata_session() as session:
+                removed = clear(session, None if args.all else args.conn_id)
+        except CheckFailed as failure:
+            return _report(failure, args.debug)
+    if args.json:
+        print(json.dumps({"removed": removed}), file=stdout, flush=True)
+    elif removed:
+        print("\n".join(f"Removed {describe(key)}" for key in removed), file=stdout, flush=True)
+    elif args.all:
+        print("No token is cached in Airflow Variables: nothing removed.", file=stdout, flush=True)
+    if removed or args.all:
+        return EXIT_OK
+    print(f"airflow-tokens: nothing is cached for connection {args.conn_id!r}", file=sys.stderr, flush=True)
+    return EXIT_NOT_CACHED
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
@@ -222,11 +311,20 @@ def _run_emulator(args: argparse.Namespace) -> int:
     return serve(["--host", args.host, "--port", str(args.port)])
 
 
+def _output_options(parser: argparse.ArgumentParser, document: str) -> None:
+    """Add ``--json`` (print ``document`` instead of text) and ``--debug`` to a command's parser."""
+    parser.add_argument("--json", action="store_true", help=f"print {document}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show Airflow's debug log and the traceback of an error"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(
         prog="airflow-tokens",
-        description="Check airflow-tokens connections and serve the vendor emulator.",
+        description="Check airflow-tokens connections, show or clear the token cache, serve the vendor "
+        "emulator.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
@@ -243,7 +341,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     check_parser.add_argument("conn_id", metavar="CONN_ID", help="the Airflow connection id")
-    check_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    _output_options(check_parser, "one JSON object")
     check_parser.add_argument(
         "--cache",
         choices=CACHE_CHOICES,
@@ -251,10 +349,37 @@ def _parser() -> argparse.ArgumentParser:
         help="token cache to go through (default: %(default)s, always a real request; outside a task the "
         "variable cache falls back to process memory)",
     )
-    check_parser.add_argument(
-        "--debug", action="store_true", help="show Airflow's debug log and the traceback of an error"
-    )
     check_parser.set_defaults(run=_run_check)
+
+    status_parser = commands.add_parser(
+        "status",
+        help="list the tokens cached in Airflow Variables (never the tokens)",
+        description=(
+            "List every connection with a token cached in Airflow Variables, read from the metadata "
+            "database: connection, type and vendor, expiry, when and by which host the token was obtained, "
+            "scope and refresh lease. The token itself is never shown (nor decrypted). Exit codes: 0 "
+            "success (also when nothing is cached), 1 the metadata database cannot be read."
+        ),
+    )
+    _output_options(status_parser, "one JSON array")
+    status_parser.set_defaults(run=_run_status)
+
+    clear_parser = commands.add_parser(
+        "clear",
+        help="remove a connection's cached token and refresh lease (after a revocation)",
+        description=(
+            "Remove the token cached in Airflow Variables for a connection, and its refresh lease, so that "
+            "the next task fetches a new token (for example after the token was revoked at the vendor). "
+            "Tasks running now keep the token they hold in memory. Exit codes: 0 removed (with --all: "
+            "also when nothing was cached), 5 nothing was cached for CONN_ID, 1 the metadata database "
+            "cannot be used."
+        ),
+    )
+    target = clear_parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("conn_id", metavar="CONN_ID", nargs="?", help="the Airflow connection id")
+    target.add_argument("--all", action="store_true", help="remove every cached token and lease")
+    _output_options(clear_parser, "one JSON object")
+    clear_parser.set_defaults(run=_run_clear)
 
     emulator_parser = commands.add_parser(
         "emulator",

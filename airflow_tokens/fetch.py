@@ -6,11 +6,13 @@ import hashlib
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_tokens import metrics
 from airflow_tokens.exceptions import TokenRequestError, TokenResponseError
 from airflow_tokens.flow import Send, SendFailed, Sleep
 from airflow_tokens.response import (
@@ -119,11 +121,12 @@ def read_response(conn_id: str, request: TokenRequest, response: HttpResponse, a
 
 
 def fetch_flow(
-    conn_id: str, request: TokenRequest, fields: ResponseFields, retrying: tenacity.Retrying
+    conn_id: str, request: TokenRequest, fields: ResponseFields, retrying: tenacity.Retrying, *, vendor: str
 ) -> Flow[AccessToken]:
     """Send ``request`` under the retry policy and return the token read with ``fields`` (a sans-IO flow)."""
     import tenacity
 
+    started = time.monotonic()
     controller = retrying.copy()
     controller.begin()
     state = tenacity.RetryCallState(controller, fn=None, args=(), kwargs={})
@@ -137,14 +140,20 @@ def fetch_flow(
                     raise TokenRequestError(
                         conn_id, request.url, attempts=state.attempt_number, transport_error=failure.kind
                     ) from None
-                state.set_result(read_response(conn_id, request, response, state.attempt_number))
-            except Exception:  # the policy decides: retried, or raised as it is when it stops
+                payload = read_response(conn_id, request, response, state.attempt_number)
+                state.set_result(_token(conn_id, request, fields, payload))
+                metrics.token_request(vendor, conn_id, None)
+            except Exception as exc:  # the policy decides: retried, or raised as it is when it stops
                 state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                metrics.token_request(vendor, conn_id, exc)
         elif isinstance(action, tenacity.DoSleep):
             state.prepare_for_next_attempt()
+            metrics.token_retry(vendor, conn_id)
             yield Sleep(float(action))
         else:
-            return _token(conn_id, request, fields, action)
+            metrics.fetch_time(vendor, conn_id, time.monotonic() - started)
+            token: AccessToken = action
+            return token
 
 
 def _token(conn_id: str, request: TokenRequest, fields: ResponseFields, payload: Any) -> AccessToken:

@@ -490,6 +490,52 @@ class Micro:
         section.data = {"added_mib": added, "import_mib": imported, "fetch_mib": fetched, "steps_mib": steps}
         return section
 
+    # ------------------------------------------------------------------------------ 7. metrics
+
+    def metrics(self) -> Section:
+        """Cost of the metrics on a cache hit, off (Airflow's default) and on (StatsD)."""
+        rounds, batch = (60, 1000) if self.quick else (300, 1000)
+        result = self.worker("metrics_cost", {"rounds": rounds, "batch": batch})
+        stats = {name: summary(values) for name, values in result["samples"].items()}
+        off = stats["hit_metrics_off"]["median"]
+        on = stats["hit_metrics_on"]["median"]
+        floor = stats["empty_loop"]["median"]
+        call = max(stats["guard_off"]["median"] - floor, 0.0)
+        share = call / off
+        section = Section("metrics", "Metrics: the cost of a cache hit with metrics off and on")
+        section.figures = [
+            Figure(
+                "metrics_off_hit",
+                "`hook.get_token()` cache hit with metrics off (Airflow's default): what its metric costs",
+                f"{fmt_ns(call)} of {fmt_ns(off)} ({share:.1%})",
+                "≤ 5% of a cache hit",
+                Figure.check(share <= 0.05),
+                "median; `if metrics.on:` alone, less the empty loop",
+            ),
+            Figure(
+                "metrics_on_hit",
+                "`hook.get_token()` cache hit with StatsD metrics on (one UDP packet per hit)",
+                f"{fmt_ns(on)} ({on / off:.1f}x off)",
+                note=f"sending one metric: {fmt_ns(stats['metric_call_on']['median'] - floor)}",
+            ),
+        ]
+        labels = {
+            "hit_metrics_off": "`hook.get_token()`, memory cache, metrics off",
+            "hit_metrics_on": "`hook.get_token()`, memory cache, StatsD metrics on",
+            "guard_off": "`if metrics.on: metrics.cache_hit(...)` alone (a memory hit's metric), metrics off",
+            "metric_call_on": "`metrics.cache_hit(...)` alone, StatsD metrics on",
+            "empty_loop": "empty loop iteration (measurement floor)",
+        }
+        rows = [
+            f"{rounds} rounds of {batch} calls per variant, in a rotating order, in one fresh process; "
+            "each sample is one batch's time divided by its calls.",
+            "",
+            *stats_table("call", stats, labels),
+        ]
+        section.details = "\n".join(rows)
+        section.data = {"stats": stats, "rounds": rounds, "batch": batch}
+        return section
+
 
 def run_micro(work: Path, *, quick: bool, names: list[str]) -> list[Section]:
     """Start the emulator and run the selected subprocess sections."""

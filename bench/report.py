@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from bench.common import Section
 
-ORDER = ("workload", "cache_hit", "variable_task", "cold_fetch", "imports", "memory")
+ORDER = ("workload", "cache_hit", "variable_task", "cold_fetch", "imports", "memory", "metrics")
 NUMBERS = {name: number for number, name in enumerate(ORDER, 1)}
 
 METHODS = {
@@ -75,6 +75,14 @@ METHODS = {
         "Fresh interpreters: RSS (psutil, after `gc.collect()`) after `import airflow.sdk`, then after "
         "`from airflow_tokens.hooks.sirv import SirvTokenHook`, then after `SirvTokenHook().get_token()` "
         "fetched one token from the emulator (outside a task: memory cache)."
+    ),
+    "metrics": (
+        "One fresh process with Airflow's StatsD metrics on, sent to a loopback UDP socket that nobody "
+        'reads (the kernel drops what overflows). A reused `SirvTokenHook(cache="memory")` holding '
+        "one token; interleaved batches of cache hits with airflow-tokens' metrics off (the one flag, "
+        "`metrics.on`, that a process without metrics has false) and on, and of a memory hit's metric "
+        "alone (`if metrics.on: metrics.cache_hit(...)`), off and on. Other cache paths and the fetch "
+        "call the metric function, which returns at once when metrics are off."
     ),
 }
 
@@ -198,7 +206,7 @@ def write_markdown(
         ".venv/bin/python bench/run.py --only workload --only variable_task  # some sections",
         "```",
         "",
-        "Sections: `workload`, `cache_hit`, `variable_task`, `cold_fetch`, `imports`, `memory`. "
+        "Sections: `workload`, `cache_hit`, `variable_task`, `cold_fetch`, `imports`, `memory`, `metrics`. "
         "`--out DIR` writes the report elsewhere; `--keep` keeps the scratch folder (Airflow home, "
         "task logs, raw results). The run starts the emulator and one `airflow standalone` and stops "
         "every process it started, also on Ctrl-C.",

@@ -8,7 +8,8 @@
 - ``variable_task``: the Variable cache inside a real task, against a bare ``Variable.get``;
 - ``cold_fetch``: one token request through the hook, against a bare ``requests`` POST;
 - ``imports``: import cost of the hook and parse cost of the example DAGs;
-- ``memory``: RSS added by importing the hook and fetching one token.
+- ``memory``: RSS added by importing the hook and fetching one token;
+- ``metrics``: the cost of a cache hit with Airflow's metrics off and on.
 
 ``--quick`` runs every section with fewer repetitions. A full run writes the report to ``docs/``;
 ``--quick`` and ``--only`` write it to a temporary folder unless ``--out`` says otherwise. Every
@@ -36,8 +37,8 @@ from bench.micro import run_micro
 from bench.report import write_chart, write_markdown
 from bench.standalone import run_deployment
 
-SECTIONS = ("workload", "cache_hit", "variable_task", "cold_fetch", "imports", "memory")
-MICRO = ("cache_hit", "cold_fetch", "imports", "memory")
+SECTIONS = ("workload", "cache_hit", "variable_task", "cold_fetch", "imports", "memory", "metrics")
+MICRO = ("cache_hit", "cold_fetch", "imports", "memory", "metrics")
 DEPLOYMENT = ("workload", "variable_task")
 
 if TYPE_CHECKING:

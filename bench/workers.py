@@ -127,6 +127,78 @@ def cache_hit(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def metrics_cost(args: dict[str, Any]) -> dict[str, Any]:
+    """
+    Cost of the metrics on a cache hit: off (Airflow's default) and on (StatsD to a loopback socket).
+
+    args: ``rounds``, ``batch``. Airflow's StatsD metrics are configured on before Airflow is imported;
+    the "off" variants then turn airflow-tokens' metrics off the way a process without metrics has them
+    (its one flag), interleaved with the "on" variants in the same process.
+    """
+    import os
+    import socket
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # receives and drops: nobody reads it
+    sink.bind(("127.0.0.1", 0))
+    os.environ.update(
+        {
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(sink.getsockname()[1]),
+        }
+    )
+    from airflow_tokens import metrics
+    from airflow_tokens.hooks.sirv import SirvTokenHook
+
+    hook = SirvTokenHook(cache="memory")
+    hook.get_token()  # the one fetch; every call below is a cache hit
+    if not metrics.enabled():
+        raise RuntimeError("Airflow's StatsD metrics did not come on")
+    get, hit, key = hook.get_token, metrics.cache_hit, hook.cache_key
+
+    def switch(on: bool) -> None:
+        metrics.on = on
+
+    def hit_metrics_off(n: int) -> None:
+        switch(False)
+        for _ in range(n):
+            get()
+
+    def hit_metrics_on(n: int) -> None:
+        switch(True)
+        for _ in range(n):
+            get()
+
+    def guard_off(n: int) -> None:
+        switch(False)
+        for _ in range(n):
+            if metrics.on:  # what a memory hit runs for its metric
+                hit(key, "memory")
+
+    def metric_call_on(n: int) -> None:
+        switch(True)
+        for _ in range(n):
+            hit(key, "memory")
+
+    def empty_loop(n: int) -> None:
+        for _ in range(n):
+            pass
+
+    samples = _rounds(
+        {
+            "hit_metrics_off": hit_metrics_off,
+            "hit_metrics_on": hit_metrics_on,
+            "guard_off": guard_off,
+            "metric_call_on": metric_call_on,
+            "empty_loop": empty_loop,
+        },
+        int(args["rounds"]),
+        int(args["batch"]),
+    )
+    sink.close()
+    return {"samples": samples}
+
+
 def cold_fetch(args: dict[str, Any]) -> dict[str, Any]:
     """
     Cost of one token request: the hook's fetch path vs a bare ``requests`` POST to the same endpoint.
@@ -406,6 +478,7 @@ def memory_steps(args: dict[str, Any]) -> dict[str, Any]:
 
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "cache_hit": cache_hit,
+    "metrics_cost": metrics_cost,
     "cold_fetch": cold_fetch,
     "import_cost": import_cost,
     "dag_parse": dag_parse,

@@ -435,7 +435,9 @@ class TokenHook(BaseHook):
 
     def _fetch_flow(self) -> Flow[AccessToken]:
         """Return the token request under the retry policy, as a flow either driver runs."""
-        return fetch_flow(self.conn_id, self.token_request, self.response_fields, self.retrying)
+        return fetch_flow(
+            self.conn_id, self.token_request, self.response_fields, self.retrying, vendor=self.conn_type
+        )
 
     def _fetch(self) -> AccessToken:
         """Send the token request now; whoever hands the token out masks it."""
