@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 EMULATOR_CLIENT_ID = "emulator-client-id"
 EMULATOR_CLIENT_SECRET = "emulator-client-secret"
-VENDORS: tuple[str, ...] = ("sirv", "360learning", "manis", "podero", "oauth2")
+#: The emulated token endpoints: the seed vendors, any OAuth2 server, and a custom endpoint of no vendor
+#: (HTTP Basic and a form; a nested answer with an ISO 8601 expiry) for the token_endpoint connection type.
+VENDORS: tuple[str, ...] = ("sirv", "360learning", "manis", "podero", "oauth2", "custom")
 
 _LAZY_EXPORTS: dict[str, str] = {
     "EmulatorClient": "emulator",
