@@ -112,11 +112,12 @@ def parse_expiry(payload: dict[str, Any], fields: ResponseFields, token: str, no
     raw = lookup(payload, fields.expires_in) if fields.expires_in else None
     if raw is not None:
         seconds = _number(raw)
-        if seconds is None or not 0 < seconds <= MAX_LIFETIME:
+        lifetime = timedelta(seconds=seconds) if seconds is not None and 0 < seconds <= MAX_LIFETIME else None
+        if not lifetime:  # also a lifetime under a microsecond, which rounds to zero
             raise ResponseProblem(
                 f"{fields.expires_in}={_short(raw)} is not a lifetime in seconds (0 < s <= {MAX_LIFETIME})"
             )
-        return now + timedelta(seconds=seconds)
+        return now + lifetime
     raw = lookup(payload, fields.expires_at) if fields.expires_at else None
     if raw is not None:
         epoch = _epoch(raw)
@@ -167,6 +168,8 @@ def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> di
 
 def describe_error_body(payload: Any, text: str) -> str | None:
     """Return the vendor's own error explanation from an error response, shortened."""
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        payload = payload["error"]  # an error object, as many APIs send: {"error": {"code", "message"}}
     if isinstance(payload, dict):
         parts = [
             f"{key}={payload[key]}" if key in {"soaCode"} else str(payload[key])

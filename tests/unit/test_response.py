@@ -65,7 +65,7 @@ def test_expiry_field_wins_over_jwt() -> None:
     assert parse_expiry({"expiresIn": 60}, SIRV, token, NOW) == NOW + timedelta(seconds=60)
 
 
-@pytest.mark.parametrize("value", [0, -5, "soon", 10**12, True, float("nan"), [], {}])
+@pytest.mark.parametrize("value", [0, -5, "soon", 10**12, True, float("nan"), [], {}, 1e-99])
 def test_bad_expires_in_is_a_typed_problem(value: object) -> None:
     with pytest.raises(ResponseProblem, match="expires_in="):
         parse_expiry({"expires_in": value}, OAUTH, "t", NOW)
@@ -209,6 +209,8 @@ def test_error_bodies_of_each_vendor_are_described() -> None:
     assert describe_error_body({"statusCode": 401, "message": "Wrong credentials"}, "") == "Wrong credentials"
     assert describe_error_body(None, "<html><body>Bad gateway</body></html>").startswith("non-JSON body")
     assert describe_error_body(None, "   ") is None
+    nested = {"error": {"code": "unauthorized", "message": "Invalid API key or secret."}}
+    assert describe_error_body(nested, json.dumps(nested)) == "Invalid API key or secret."
 
 
 def test_redact_removes_secrets() -> None:
