@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_tokens.cache import VariableStore, forget_connections
@@ -12,6 +12,8 @@ from airflow_tokens.hooks.manis import ManisTokenHook
 from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
 from airflow_tokens.hooks.podero import PoderoTokenHook
 from airflow_tokens.hooks.sirv import SirvTokenHook
+from airflow_tokens.hooks.token_endpoint import TokenEndpointHook
+from airflow_tokens.response import ResponseFields
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET
 
 if TYPE_CHECKING:
@@ -32,6 +34,8 @@ class VendorCase:
     :param unauthorized: the vendor's own text when the credentials are wrong.
     :param example_dag: the DAG id of the vendor's example in dags_example/.
     :param host_path: appended to the emulator URL to form the connection host (oauth2: the token URL).
+    :param extra: the connection's extras (merged under those a test passes).
+    :param fields: how the connection makes the hook read the answer (default: the hook's own fields).
     """
 
     hook: type[TokenHook]
@@ -40,6 +44,8 @@ class VendorCase:
     unauthorized: str
     example_dag: str
     host_path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    fields: ResponseFields | None = None
 
     @property
     def conn_type(self) -> str:
@@ -54,12 +60,16 @@ class VendorCase:
         return VariableStore.variable_key(f"{self.conn_type}.{self.conn_id}")
 
     @property
+    def response_fields(self) -> ResponseFields:
+        return self.fields or self.hook.response_fields
+
+    @property
     def token_field(self) -> str:
-        return self.hook.response_fields.token
+        return self.response_fields.token
 
     @property
     def expiry_field(self) -> str:
-        fields = self.hook.response_fields
+        fields = self.response_fields
         return fields.expires_in or fields.expires_at or ""
 
     def conn(self, url: str, **overrides: Any) -> dict[str, Any]:
@@ -71,6 +81,8 @@ class VendorCase:
             "password": EMULATOR_CLIENT_SECRET,
             **overrides,
         }
+        if self.extra:
+            conn["extra"] = {**self.extra, **(overrides.get("extra") or {})}
         return {key: value for key, value in conn.items() if value is not None}
 
     def open_entry(self, raw: Any) -> CacheEntry:
@@ -101,7 +113,33 @@ OAUTH2 = VendorCase(
     "oauth2_token_example",
     host_path="/oauth2/token",
 )
-VENDORS = (SIRV, LEARNING360, MANIS, PODERO, OAUTH2)
+#: The emulator's custom endpoint (HTTP Basic and a form; a nested answer, an ISO 8601 expiry), configured.
+CUSTOM_ENDPOINT_EXTRA: dict[str, Any] = {
+    "credentials_in": "basic",
+    "body": {"grant": "session"},
+    "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+    "token_field": "data.session.value",
+    "token_type_field": "data.session.type",
+    "expires_at_field": "data.session.expiresAt",
+    "scope_field": "data.session.scopes",
+}
+TOKEN_ENDPOINT = VendorCase(
+    TokenEndpointHook,
+    "custom",
+    900,
+    "Invalid API key or secret.",
+    "token_endpoint_example",
+    host_path="/api/v3/auth/sessions",
+    extra=CUSTOM_ENDPOINT_EXTRA,
+    fields=ResponseFields(
+        token="data.session.value",
+        token_type="data.session.type",
+        expires_in=None,
+        expires_at="data.session.expiresAt",
+        scope="data.session.scopes",
+    ),
+)
+VENDORS = (SIRV, LEARNING360, MANIS, PODERO, OAUTH2, TOKEN_ENDPOINT)
 
 
 def variable_row(key: str) -> Any:
