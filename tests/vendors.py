@@ -14,7 +14,12 @@ from airflow_tokens.hooks.podero import PoderoTokenHook
 from airflow_tokens.hooks.sirv import SirvTokenHook
 from airflow_tokens.hooks.token_endpoint import TokenEndpointHook
 from airflow_tokens.response import ResponseFields
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET
+from airflow_tokens.testing import (
+    CUSTOM_ENDPOINT_EXTRA,
+    CUSTOM_ENDPOINT_PATH,
+    EMULATOR_CLIENT_ID,
+    EMULATOR_CLIENT_SECRET,
+)
 
 if TYPE_CHECKING:
     import pytest
@@ -113,23 +118,13 @@ OAUTH2 = VendorCase(
     "oauth2_token_example",
     host_path="/oauth2/token",
 )
-#: The emulator's custom endpoint (HTTP Basic and a form; a nested answer, an ISO 8601 expiry), configured.
-CUSTOM_ENDPOINT_EXTRA: dict[str, Any] = {
-    "credentials_in": "basic",
-    "body": {"grant": "session"},
-    "headers": {"Content-Type": "application/x-www-form-urlencoded"},
-    "token_field": "data.session.value",
-    "token_type_field": "data.session.type",
-    "expires_at_field": "data.session.expiresAt",
-    "scope_field": "data.session.scopes",
-}
 TOKEN_ENDPOINT = VendorCase(
     TokenEndpointHook,
     "custom",
     900,
     "Invalid API key or secret.",
     "token_endpoint_example",
-    host_path="/api/v3/auth/sessions",
+    host_path=CUSTOM_ENDPOINT_PATH,
     extra=CUSTOM_ENDPOINT_EXTRA,
     fields=ResponseFields(
         token="data.session.value",

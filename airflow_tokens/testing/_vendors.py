@@ -24,7 +24,7 @@ from http import HTTPStatus
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, unquote_plus
 
-from airflow_tokens.testing import VENDORS
+from airflow_tokens.testing import CUSTOM_ENDPOINT_PATH, VENDORS
 
 ExpiresAtUnit = Literal["s", "ms"]
 BasicAuthEncoding = Literal["either", "form", "raw"]
@@ -695,7 +695,7 @@ def _iso_8601(epoch: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-@vendor("custom", "/api/v3/auth/sessions", lifetime=900, error_body=_custom_error)
+@vendor("custom", CUSTOM_ENDPOINT_PATH, lifetime=900, error_body=_custom_error)
 def custom(req: TokenRequest, ctx: VendorContext) -> Reply:
     """Answer a token endpoint of no seed vendor: HTTP Basic and a form ``grant=session`` -> 201, nested."""
     pairs = req.form_pairs if req.is_form else None
