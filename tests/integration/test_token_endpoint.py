@@ -395,6 +395,23 @@ def test_extras_may_carry_the_type_prefix(
     )
 
 
+def test_a_connection_given_as_a_uri_works(
+    token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The UI's Test button hands the connection to the hook as Connection.get_uri().
+    from airflow.models.connection import Connection
+
+    conn = TOKEN_ENDPOINT.conn(token_emulator.url, password=LATIN1_SECRET)
+    uri = Connection(conn_id="x", **{**conn, "extra": json.dumps(conn["extra"])}).get_uri()
+    token_emulator.client.add_credentials("custom", ID, LATIN1_SECRET)
+    monkeypatch.setenv("AIRFLOW_CONN_TOKEN_ENDPOINT_DEFAULT", uri)
+    forget_connections()
+    assert TokenEndpointHook(cache="none", retry=FAST).get_access_token().scope == (
+        "images:read",
+        "images:write",
+    )
+
+
 # ------------------------------------------------------------- what every hook does, here too
 
 
