@@ -151,6 +151,84 @@ CONNECTION_TYPES = [
             },
         },
     ),
+    _connection_type(
+        "token_endpoint",
+        "token_endpoint",
+        "TokenEndpointHook",
+        "Token endpoint (custom)",
+        host="Token endpoint URL",
+        login="Login",
+        password="Secret",
+        placeholders={
+            "host": "https://api.example.com/auth/token",
+            "login": "Client ID, key ID or user name (sent as the login field)",
+            "password": "Client secret, API secret or password (sent as the password field)",
+        },
+        # Airflow shows the values of extras whose names contain "token" or "password" as *** (and would
+        # show a default as ***, then save it): those fields name their default in the description only.
+        fields={
+            "credentials_in": _enum(
+                "Credentials in",
+                "Where the login and secret go: json (a JSON body), form (a form body), headers (two "
+                "headers) or basic (HTTP Basic).",
+                ["json", "form", "headers", "basic"],
+                "json",
+            ),
+            "login_field": {
+                "label": "Login field",
+                "description": "The body field or header that carries the login (json, form, headers).",
+                "schema": {"type": ["string", "null"], "default": "client_id"},
+            },
+            "password_field": _text(
+                "Secret field",
+                "The body field or header that carries the secret (json, form, headers). "
+                "Default: client_secret.",
+            ),
+            "body": {
+                "label": "Static body",
+                "description": 'Optional. A JSON object sent with every request, e.g. {"grant_type": '
+                '"client_credentials"}. With headers or basic it is sent as JSON, or as a form when the '
+                "headers set Content-Type: application/x-www-form-urlencoded.",
+                "schema": {"type": ["object", "null"]},
+            },
+            "headers": {
+                "label": "Static headers",
+                "description": 'Optional. A JSON object of headers sent with every request, e.g. {"Accept": '
+                '"application/json"}.',
+                "schema": {"type": ["object", "null"]},
+            },
+            "token_field": _text(
+                "Token field",
+                "Where the answer holds the token, a dotted path for nested answers (data.session.value). "
+                "Default: access_token.",
+            ),
+            "expires_in_field": {
+                "label": "Lifetime field",
+                "description": "Where the answer holds the lifetime in seconds (a number or numeric string).",
+                "schema": {"type": ["string", "null"], "default": "expires_in"},
+            },
+            "expires_at_field": _text(
+                "Expiry time field",
+                "Optional. Where the answer holds the expiry time: epoch seconds or milliseconds, or "
+                "ISO 8601 with Z or an offset. Read when the lifetime field is absent.",
+            ),
+            "token_type_field": _text(
+                "Token type field",
+                "Where the answer holds the token type. Default: token_type; Bearer when absent.",
+            ),
+            "scope_field": {
+                "label": "Scope field",
+                "description": "Where the answer holds the granted scope (a list or space-separated string).",
+                "schema": {"type": ["string", "null"], "default": "scope"},
+            },
+            "default_lifetime": {
+                "label": "Default lifetime (seconds)",
+                "description": "The lifetime assumed when the answer states no expiry and the token is no "
+                "JWT with an exp claim.",
+                "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 31622400, "default": 3600},
+            },
+        },
+    ),
 ]
 
 
@@ -161,7 +239,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-tokens",
         "name": "Airflow Tokens",
         "description": "Fetch, cache and refresh vendor API access tokens (Sirv, 360Learning, Manis, "
-        "Podero, any OAuth2 client-credentials endpoint).",
+        "Podero, any OAuth2 client-credentials endpoint, any token endpoint described in its connection).",
         "versions": ["0.1.0"],
         "integrations": [
             {"integration-name": "Airflow Tokens", "tags": ["service"]},

@@ -28,13 +28,14 @@ class ResponseProblem(ValueError):
 @dataclass(frozen=True, slots=True)
 class ResponseFields:
     """
-    Name the fields of a vendor's token response.
+    Name the fields of a vendor's token response; a dotted path (``data.session.value``) reaches nested ones.
 
-    :param token: the key of the token value.
-    :param token_type: the key of the token type, or None when the vendor sends none (Bearer).
-    :param expires_in: the key of a lifetime in seconds (number or numeric string), if any.
-    :param expires_at: the key of an absolute epoch expiry (seconds or milliseconds), if any.
-    :param scope: the key of the granted scope (list or space-separated string), if any.
+    :param token: the path of the token value.
+    :param token_type: the path of the token type, or None when the vendor sends none (Bearer).
+    :param expires_in: the path of a lifetime in seconds (number or numeric string), if any.
+    :param expires_at: the path of an absolute expiry: epoch seconds or milliseconds, or an ISO 8601 time
+        with ``Z`` or an offset.
+    :param scope: the path of the granted scope (list or space-separated string), if any.
     :param default_lifetime: the lifetime assumed when the response states no expiry at all.
     """
 
@@ -65,6 +66,34 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def lookup(payload: Any, path: str) -> Any:
+    """Return the value at ``path``: keys separated by dots, a number indexing a list; None if absent."""
+    value = payload
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def _epoch(value: Any) -> float | None:
+    """Return epoch seconds from epoch seconds or milliseconds, or from an ISO 8601 time with a zone."""
+    epoch = _number(value)
+    if epoch is not None:
+        return epoch / 1000.0 if epoch > EPOCH_MS_THRESHOLD else epoch
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    # A time without Z or an offset could be any zone's: refuse to guess.
+    return moment.timestamp() if moment.tzinfo is not None else None
+
+
 def jwt_expiry(token: str) -> float | None:
     """Return the ``exp`` claim of a JWT-shaped token as epoch seconds, or None if unreadable."""
     parts = token.split(".")
@@ -80,22 +109,22 @@ def jwt_expiry(token: str) -> float | None:
 def parse_expiry(payload: dict[str, Any], fields: ResponseFields, token: str, now: datetime) -> datetime:
     """Return the absolute expiry stated by ``payload`` in any supported form, or the vendor default."""
     horizon = now.timestamp() + MAX_LIFETIME
-    if fields.expires_in and payload.get(fields.expires_in) is not None:
-        raw = payload[fields.expires_in]
+    raw = lookup(payload, fields.expires_in) if fields.expires_in else None
+    if raw is not None:
         seconds = _number(raw)
-        if seconds is None or not 0 < seconds <= MAX_LIFETIME:
+        lifetime = timedelta(seconds=seconds) if seconds is not None and 0 < seconds <= MAX_LIFETIME else None
+        if not lifetime:  # also a lifetime under a microsecond, which rounds to zero
             raise ResponseProblem(
                 f"{fields.expires_in}={_short(raw)} is not a lifetime in seconds (0 < s <= {MAX_LIFETIME})"
             )
-        return now + timedelta(seconds=seconds)
-    if fields.expires_at and payload.get(fields.expires_at) is not None:
-        raw = payload[fields.expires_at]
-        epoch = _number(raw)
-        if epoch is not None and epoch > EPOCH_MS_THRESHOLD:
-            epoch /= 1000.0
+        return now + lifetime
+    raw = lookup(payload, fields.expires_at) if fields.expires_at else None
+    if raw is not None:
+        epoch = _epoch(raw)
         if epoch is None or not now.timestamp() < epoch <= horizon:
             raise ResponseProblem(
-                f"{fields.expires_at}={_short(raw)} is not a future epoch time in seconds or milliseconds"
+                f"{fields.expires_at}={_short(raw)} is not a future time (epoch seconds or milliseconds, "
+                "or ISO 8601 with Z or an offset)"
             )
         return datetime.fromtimestamp(epoch, UTC)
     exp = jwt_expiry(token)
@@ -116,7 +145,7 @@ def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> di
     """Return the keyword arguments of an AccessToken read from ``payload``; raise ResponseProblem."""
     if not isinstance(payload, dict):
         raise ResponseProblem(f"the body is a JSON {type(payload).__name__}, not an object")
-    token = payload.get(fields.token)
+    token = lookup(payload, fields.token)
     if token is None:
         raise ResponseProblem(f"{fields.token!r} is missing")
     if not isinstance(token, str):
@@ -125,7 +154,7 @@ def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> di
         raise ResponseProblem(f"{fields.token!r} is empty")
     if not token.isprintable() or _WHITESPACE.search(token):
         raise ResponseProblem(f"{fields.token!r} contains whitespace or control characters")
-    token_type = payload.get(fields.token_type) if fields.token_type else None
+    token_type = lookup(payload, fields.token_type) if fields.token_type else None
     if not isinstance(token_type, str) or not token_type.strip() or token_type.lower() == "bearer":
         token_type = "Bearer"
     return {
@@ -133,12 +162,14 @@ def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> di
         "token_type": token_type,
         "expires_at": parse_expiry(payload, fields, token, now),
         "obtained_at": now,
-        "scope": _scope(payload.get(fields.scope)) if fields.scope else None,
+        "scope": _scope(lookup(payload, fields.scope)) if fields.scope else None,
     }
 
 
 def describe_error_body(payload: Any, text: str) -> str | None:
     """Return the vendor's own error explanation from an error response, shortened."""
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        payload = payload["error"]  # an error object, as many APIs send: {"error": {"code", "message"}}
     if isinstance(payload, dict):
         parts = [
             f"{key}={payload[key]}" if key in {"soaCode"} else str(payload[key])

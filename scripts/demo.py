@@ -44,10 +44,21 @@ class Example:
 
 def examples(url: str) -> list[Example]:
     """Return the example DAGs with connections that point at the emulator."""
-    from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET
+    from airflow_tokens.testing import (
+        CUSTOM_ENDPOINT_EXTRA,
+        CUSTOM_ENDPOINT_PATH,
+        EMULATOR_CLIENT_ID,
+        EMULATOR_CLIENT_SECRET,
+    )
 
     creds = {"login": EMULATOR_CLIENT_ID, "password": EMULATOR_CLIENT_SECRET}
     oauth2 = {"conn_type": "oauth2_client_credentials", "host": f"{url}/oauth2/token", **creds}
+    custom = {
+        "conn_type": "token_endpoint",
+        "host": url + CUSTOM_ENDPOINT_PATH,
+        **creds,
+        "extra": CUSTOM_ENDPOINT_EXTRA,
+    }
     return [
         Example("sirv_token_example", "sirv_default", "sirv", {"conn_type": "sirv", "host": url, **creds}),
         Example(
@@ -63,6 +74,7 @@ def examples(url: str) -> list[Example]:
             "podero_token_example", "podero_default", "podero", {"conn_type": "podero", "host": url, **creds}
         ),
         Example("oauth2_token_example", "oauth2_client_credentials_default", "oauth2", oauth2),
+        Example("token_endpoint_example", "token_endpoint_default", "custom", custom),
     ]
 
 

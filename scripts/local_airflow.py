@@ -17,6 +17,7 @@ change). Ctrl-C (SIGINT) or SIGTERM stops Airflow and the emulator.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import socket
 import sys
@@ -28,7 +29,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from cryptography.fernet import Fernet
 
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer
+from airflow_tokens.testing import (
+    CUSTOM_ENDPOINT_EXTRA,
+    CUSTOM_ENDPOINT_PATH,
+    EMULATOR_CLIENT_ID,
+    EMULATOR_CLIENT_SECRET,
+    EmulatorServer,
+)
 from airflow_tokens.testing.deployment import DeploymentError, LocalAirflow, free_port
 
 if TYPE_CHECKING:
@@ -50,6 +57,7 @@ class Example:
     type_name: str
     dag_id: str
     path: str = ""  # appended to the emulator URL for the connection's host
+    extra: dict[str, Any] | None = None
 
     def connection(self, emulator_url: str, port: int | None) -> dict[str, Any]:
         """Return the connection as the REST API takes it, pointing at the emulator."""
@@ -61,6 +69,7 @@ class Example:
             "port": port,
             "login": EMULATOR_CLIENT_ID,
             "password": EMULATOR_CLIENT_SECRET,
+            "extra": json.dumps(self.extra) if self.extra else None,
         }
 
 
@@ -75,6 +84,14 @@ EXAMPLES = [
         "OAuth2 Client Credentials",
         "oauth2_token_example",
         "/oauth2/token",
+    ),
+    Example(
+        "token_endpoint_default",
+        "token_endpoint",
+        "Token endpoint (custom)",
+        "token_endpoint_example",
+        CUSTOM_ENDPOINT_PATH,
+        CUSTOM_ENDPOINT_EXTRA,
     ),
 ]
 

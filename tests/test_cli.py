@@ -145,6 +145,23 @@ def test_check_json_is_one_document_on_stdout(token_emulator: EmulatorServer) ->
     assert token_emulator.client.token_requests("sirv") == 1
 
 
+def test_check_a_token_endpoint_connection(token_emulator: EmulatorServer) -> None:
+    from tests.vendors import TOKEN_ENDPOINT
+
+    conn = TOKEN_ENDPOINT.conn(token_emulator.url)
+    result = run("check", "custom_cli", "--json", conns={"custom_cli": conn})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    [token] = token_emulator.state.issued_tokens()
+    assert_secret_free(result, token, token[:12], EMULATOR_CLIENT_SECRET)
+    assert (report["vendor"], report["conn_type"]) == ("Token endpoint (custom)", "token_endpoint")
+    assert report["scope"] == ["images:read", "images:write"]
+    assert 898 <= report["lifetime_seconds"] <= 900  # an ISO 8601 expiry read from a nested answer
+    failed = run("check", "custom_cli", conns={"custom_cli": {**conn, "password": "wrong-secret-value"}})
+    assert_one_line_error(failed, 3, "HTTP 401", TOKEN_ENDPOINT.unauthorized)
+    assert "wrong-secret-value" not in failed.stdout + failed.stderr
+
+
 def test_missing_connection_is_a_configuration_error() -> None:
     line = assert_one_line_error(
         run("check", "no_such_conn"), 2, "'no_such_conn'", "AIRFLOW_CONN_NO_SUCH_CONN"

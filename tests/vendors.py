@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_tokens.cache import VariableStore, forget_connections
@@ -12,7 +12,13 @@ from airflow_tokens.hooks.manis import ManisTokenHook
 from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
 from airflow_tokens.hooks.podero import PoderoTokenHook
 from airflow_tokens.hooks.sirv import SirvTokenHook
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET
+from airflow_tokens.hooks.token_endpoint import TokenEndpointHook
+from airflow_tokens.testing import (
+    CUSTOM_ENDPOINT_EXTRA,
+    CUSTOM_ENDPOINT_PATH,
+    EMULATOR_CLIENT_ID,
+    EMULATOR_CLIENT_SECRET,
+)
 
 if TYPE_CHECKING:
     import pytest
@@ -41,6 +47,7 @@ class VendorCase:
     :param unauthorized: the vendor's own text when the credentials are wrong.
     :param example_dag: the DAG id of the vendor's example in dags_example/.
     :param host_path: appended to the emulator URL to form the connection host (oauth2: the token URL).
+    :param extra: the connection's extras (merged under those a test passes).
     """
 
     hook: type[TokenHook]
@@ -56,6 +63,7 @@ class VendorCase:
     login_label: str = "Client ID"
     password_label: str = "Client Secret"
     host_path: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def conn_id(self) -> str:
@@ -79,6 +87,8 @@ class VendorCase:
             "password": EMULATOR_CLIENT_SECRET,
             **overrides,
         }
+        if self.extra:
+            conn["extra"] = {**self.extra, **(overrides.get("extra") or {})}
         return {key: value for key, value in conn.items() if value is not None}
 
     def open_entry(self, raw: Any) -> CacheEntry:
@@ -152,7 +162,22 @@ OAUTH2 = VendorCase(
     example_dag="oauth2_token_example",
     host_path="/oauth2/token",
 )
-VENDORS = (SIRV, LEARNING360, MANIS, PODERO, OAUTH2)
+TOKEN_ENDPOINT = VendorCase(
+    TokenEndpointHook,
+    "custom",
+    conn_type="token_endpoint",
+    token_field="data.session.value",  # the emulator's endpoint of no seed vendor: a nested answer
+    expiry_field="data.session.expiresAt",  # an ISO 8601 time
+    default_lifetime=3600,  # the connection sets no default_lifetime
+    issued_lifetime=900,
+    unauthorized="Invalid API key or secret.",
+    example_dag="token_endpoint_example",
+    login_label="Login",
+    password_label="Secret",
+    host_path=CUSTOM_ENDPOINT_PATH,
+    extra=CUSTOM_ENDPOINT_EXTRA,
+)
+VENDORS = (SIRV, LEARNING360, MANIS, PODERO, OAUTH2, TOKEN_ENDPOINT)
 
 
 def only_issued(emulator: EmulatorServer) -> str:

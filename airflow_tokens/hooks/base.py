@@ -115,6 +115,11 @@ class ConnectionSettings:
             if default is None:
                 raise self.error("host", "is required for this vendor (for example https://api.example.com)")
             return default.rstrip("/")
+        if "@" in re.split(r"[/?#]", host.split("://", 1)[-1], maxsplit=1)[0]:
+            # Never echo the host here: it holds a credential.
+            raise self.error(
+                "host", "carries credentials (user:password@); set them in the login and password fields"
+            )
         parts = urlsplit(host)
         if not parts.scheme or not parts.hostname:
             raise self.error("host", f"{host!r} needs a scheme, like https://{host}")
@@ -207,6 +212,7 @@ class _Profile:
     settings: ConnectionSettings
     base_url: str
     token_request: TokenRequest
+    response_fields: ResponseFields
     fingerprint: str
     seal: EntrySeal
     refresh_margin: float
@@ -239,6 +245,8 @@ class TokenHook(BaseHook):
 
     #: The vendor's base URL when the connection has no host; None when the host is required.
     default_base_url: ClassVar[str | None] = None
+    #: The connection's host is the whole token URL, required and used verbatim (``token_path`` unused).
+    host_is_token_url: ClassVar[bool] = False
     #: A connection field that picks the default base URL instead: (field, {value: base URL}, default value).
     base_url_choice: ClassVar[tuple[str, dict[str, str], str] | None] = None
     #: Path of the token endpoint below the base URL.
@@ -280,10 +288,16 @@ class TokenHook(BaseHook):
 
     def resolve_base_url(self, settings: ConnectionSettings) -> str:
         """Return the connection host if set, else the base URL its region/environment field picks."""
+        if self.host_is_token_url:
+            return settings.base_url(None, verbatim=True)
         if self.base_url_choice is None:
             return settings.base_url(self.default_base_url)
         field, options, default = self.base_url_choice
         return settings.base_url(settings.choice(field, options, default))
+
+    def resolve_response_fields(self, settings: ConnectionSettings) -> ResponseFields:
+        """Return how to read this connection's token response (the vendor's :attr:`response_fields`)."""
+        return self.response_fields
 
     @property
     def _profile(self) -> _Profile:
@@ -333,6 +347,7 @@ class TokenHook(BaseHook):
             settings=settings,
             base_url=base_url,
             token_request=request,
+            response_fields=self.resolve_response_fields(settings),
             fingerprint=request.fingerprint(),
             seal=EntrySeal(request.material(), self.cache_key),
             refresh_margin=self._resolve_margin(settings),
@@ -435,8 +450,9 @@ class TokenHook(BaseHook):
 
     def _fetch_flow(self) -> Flow[AccessToken]:
         """Return the token request under the retry policy, as a flow either driver runs."""
+        profile = self._profile
         return fetch_flow(
-            self.conn_id, self.token_request, self.response_fields, self.retrying, vendor=self.conn_type
+            self.conn_id, profile.token_request, profile.response_fields, self.retrying, vendor=self.conn_type
         )
 
     def _fetch(self) -> AccessToken:

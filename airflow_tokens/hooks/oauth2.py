@@ -33,10 +33,7 @@ class OAuth2ClientCredentialsHook(TokenHook):
     default_conn_name = "oauth2_client_credentials_default"
     conn_type = "oauth2_client_credentials"
     hook_name = "OAuth2 Client Credentials"
-
-    def resolve_base_url(self, settings: ConnectionSettings) -> str:
-        """Return the host, which is the whole token endpoint URL, exactly as configured."""
-        return settings.base_url(None, verbatim=True)
+    host_is_token_url = True
 
     def build_request(self, settings: ConnectionSettings, base_url: str) -> TokenRequest:
         """Return the RFC 6749 section 4.4 request in the configured client authentication style."""

@@ -31,7 +31,7 @@ from http import HTTPStatus
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, unquote_plus
 
-from airflow_tokens.testing import VENDORS
+from airflow_tokens.testing import CUSTOM_ENDPOINT_PATH, VENDORS
 
 ExpiresAtUnit = Literal["s", "ms"]
 BasicAuthEncoding = Literal["either", "form", "raw"]
@@ -716,6 +716,60 @@ def oauth2(req: TokenRequest, ctx: VendorContext) -> Reply:
     if params.get("scope"):
         body["scope"] = params["scope"]
     return _oauth_reply(200, body)
+
+
+# ------------------------------------------------------------------------------------- custom
+
+#: What the custom endpoint grants.
+CUSTOM_SCOPES: Final = ("images:read", "images:write")
+
+
+def _custom_error(status: int, message: str | None = None) -> dict[str, Any]:
+    """Build the custom endpoint's error body: ``{"error": {"code", "message"}}``."""
+    code = _phrase(status).lower().replace(" ", "_")
+    return {"error": {"code": code, "message": message or _phrase(status)}}
+
+
+def _iso_8601(epoch: float) -> str:
+    """Return ``epoch`` as an ISO 8601 UTC time with milliseconds and ``Z``."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _custom_check(req: TokenRequest) -> Reply | None:
+    """Hold the request to the custom endpoint's: a form ``grant=session`` and an HTTP Basic header."""
+    pairs = req.form_pairs if req.is_form else None
+    if pairs is None:
+        return Reply(400, _custom_error(400, "The body must be application/x-www-form-urlencoded."))
+    params = dict(pairs)
+    unknown = sorted(set(params) - {"grant"})
+    if len(params) != len(pairs) or unknown:
+        return Reply(
+            400, _custom_error(400, f"Unexpected or repeated parameter: {(unknown or ['grant'])[0]}.")
+        )
+    if params.get("grant") != "session":
+        return Reply(400, _custom_error(400, "The grant must be 'session'."))
+    if not basic_credentials(req.headers, "raw").present:
+        return Reply(
+            401, _custom_error(401, "Authentication required: HTTP Basic with the API key and secret.")
+        )
+    return None
+
+
+@vendor("custom", CUSTOM_ENDPOINT_PATH, lifetime=900, check=_custom_check, error_body=_custom_error)
+def custom(req: TokenRequest, ctx: VendorContext) -> Reply:
+    """Answer a token endpoint of no seed vendor: HTTP Basic and a form ``grant=session`` -> 201, nested."""
+    basic = basic_credentials(req.headers, "raw")
+    if not any(ctx.credentials_valid(key, secret) for key, secret in basic.candidates):
+        return Reply(401, _custom_error(401, "Invalid API key or secret."))
+    token, expires_at = ctx.issue(ctx.lifetime)
+    session = {
+        "value": token,
+        "type": "Bearer",
+        "expiresAt": _iso_8601(expires_at),
+        "scopes": list(CUSTOM_SCOPES),
+    }
+    return Reply(201, {"data": {"session": session}, "meta": {"requestId": secrets.token_hex(8)}})
 
 
 if tuple(VENDOR_TABLE) != VENDORS:  # pragma: no cover - a registration mistake

@@ -145,7 +145,8 @@ class Fault:
     false`` and leaves the queue as it was. A fault is a plain dict with the keys ``status`` (default
     200), ``headers``, ``body`` (raw text), ``json``, ``delay`` (seconds before answering),
     ``reset`` (drop the connection mid-body) and ``patch`` (overwrite fields of the normal
-    success body, ``None`` deleting one). An error ``status`` alone answers with the vendor's own
+    success body, ``None`` deleting one, a dotted name such as ``data.session.value`` reaching into
+    nested objects). An error ``status`` alone answers with the vendor's own
     error body for that status. Combine faults by merging dicts, e.g.
     ``{**Fault.delay(2), **Fault.status(503)}``.
     """
@@ -511,13 +512,19 @@ async def _pause(request: Request, seconds: float) -> bool:
 
 
 def _patched(body: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``body`` with ``patch`` applied: values overwrite, ``None`` deletes."""
-    result = dict(body)
+    """Return ``body`` with ``patch`` applied: values overwrite, ``None`` deletes, a dotted key reaches in."""
+    result = copy.deepcopy(body)
     for key, value in patch.items():
+        *parents, name = key.split(".")
+        target: Any = result
+        for parent in parents:
+            target = target.get(parent) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            continue
         if value is None:
-            result.pop(key, None)
+            target.pop(name, None)
         else:
-            result[key] = copy.deepcopy(value)
+            target[name] = copy.deepcopy(value)
     return result
 
 

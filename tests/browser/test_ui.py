@@ -18,6 +18,7 @@ stores port 0 (which the hooks ignore) and presses Test again.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import time
@@ -52,6 +53,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+TALL_VIEWPORT_HEIGHT = 2400
 SIRV_DAG = REPO / "dags_example" / "sirv_example.py"
 SIRV_DAG_ID = "sirv_token_example"
 TASKS = ["get_token_1", "get_token_2", "get_token_3", "call_sirv_api"]
@@ -101,6 +103,22 @@ EXPECTED_LABELS = {
         "Scope",
         "Audience",
         "Extra request parameters",
+    },
+    "token_endpoint": {
+        "Token endpoint URL",
+        "Login",
+        "Secret",
+        "Credentials in",
+        "Login field",
+        "Secret field",
+        "Static body",
+        "Static headers",
+        "Token field",
+        "Lifetime field",
+        "Expiry time field",
+        "Token type field",
+        "Scope field",
+        "Default lifetime (seconds)",
     },
 }
 
@@ -247,6 +265,17 @@ def press_test(page: Page, conn_id: str) -> tuple[int, dict[str, Any]]:
     return response.status, response.json()
 
 
+def store_port_zero(deployment: Deployment, conn_id: str, conn_type: str) -> None:
+    """Give a stored connection port 0 (which the hooks ignore) through the REST API."""
+    patched = deployment.airflow.api.patch(
+        f"/api/v2/connections/{conn_id}",
+        params={"update_mask": "port"},
+        json={"connection_id": conn_id, "conn_type": conn_type, "port": 0},
+        timeout=30,
+    )
+    assert patched.ok, patched.text
+
+
 # -------------------------------------------------------------------------------------- tests
 
 
@@ -283,6 +312,9 @@ def test_add_connection_form(page: Page, browser: BrowserContext, deployment: De
             assert row.is_visible(), label
             if name in form.defaults:  # a choice list, showing its default
                 assert row.locator(f'[id="element_{name}"]').inner_text().strip() == form.defaults[name]
+        # A long section scrolls inside the dialog: a tall viewport lets the screenshot show all of it.
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": TALL_VIEWPORT_HEIGHT})
+        settle(page)
         parts.append(section.screenshot())
     else:
         assert extra_button.count() == 0
@@ -329,13 +361,7 @@ def test_test_button_gets_a_token_from_the_emulator(
         deployment.notes.append(
             f"Test button on a port-less connection: HTTP 400 {answer['detail']!r} ({evidence})"
         )
-        patched = deployment.airflow.api.patch(
-            f"/api/v2/connections/{sirv_connection}",
-            params={"update_mask": "port"},
-            json={"connection_id": sirv_connection, "conn_type": "sirv", "port": 0},
-            timeout=30,
-        )
-        assert patched.ok, patched.text
+        store_port_zero(deployment, sirv_connection, "sirv")
         page.reload()
         status, answer = press_test(page, sirv_connection)
     assert status == 200, answer
@@ -346,6 +372,61 @@ def test_test_button_gets_a_token_from_the_emulator(
     assert page.get_by_text(re.compile(r"^Got a Bearer token valid for 1500 s")).is_visible()
     page.screenshot(path=str(deployment.screenshots / "connection-test-sirv.png"))
     assert deployment.emulator.client.token_requests("sirv") == before + 1
+    assert EMULATOR_CLIENT_SECRET not in page.content()
+
+
+def test_token_endpoint_form_describes_a_manis_like_endpoint_that_the_test_button_accepts(
+    page: Page, deployment: Deployment
+) -> None:
+    """Describe an endpoint that takes its credentials in two headers, in the form only; save; Test."""
+    conn_id = "manis_like_endpoint"
+    url = deployment.airflow.url
+    dialog = open_add_form(page, url, "Token endpoint (custom)", conn_id)
+    dialog.get_by_label("Token endpoint URL", exact=True).fill(f"{deployment.emulator.url}/api/v1/auth/token")
+    dialog.get_by_label("Login", exact=True).fill(EMULATOR_CLIENT_ID)
+    dialog.get_by_label("Secret", exact=True).fill(EMULATOR_CLIENT_SECRET)
+    expand(dialog, "Extra Fields")
+    field_row(dialog, "Credentials in").locator('[id="element_credentials_in"]').click()
+    page.get_by_role("option", name="headers", exact=True).click()
+    typed = {
+        "Login field": "x-merchant-id",
+        "Secret field": "x-secret",
+        "Token field": "token",
+        "Token type field": "tokenType",
+        "Expiry time field": "expiresAt",
+    }
+    for label, value in typed.items():
+        field_row(dialog, label).locator("input").fill(value)
+    with page.expect_response(lambda r: r.url.endswith("/api/v2/connections")) as created:
+        dialog.get_by_role("button", name="Save").click()
+    assert created.value.status == 201, created.value.text()
+    connection_row(page, conn_id).wait_for()
+
+    stored = deployment.airflow.api.get(f"/api/v2/connections/{conn_id}", timeout=30).json()
+    extra = json.loads(stored["extra"])
+    deployment.notes.append(f"token_endpoint extras as the form stored them (read back, redacted): {extra}")
+    assert stored["conn_type"] == "token_endpoint"
+    assert (extra["credentials_in"], extra["login_field"], extra["expires_at_field"]) == (
+        "headers",
+        "x-merchant-id",
+        "expiresAt",
+    )
+    # Airflow shows the values of extras named like secrets as ***; they are kept as typed.
+    assert extra["token_field"] == extra["password_field"] == extra["token_type_field"] == "***"
+    # Airflow 3.3.2's Test button needs a stored port (see test_test_button_gets_a_token_from_the_emulator).
+    store_port_zero(deployment, conn_id, "token_endpoint")
+    before = deployment.emulator.client.token_requests("manis")
+    page.reload()
+    status, answer = press_test(page, conn_id)
+    assert status == 200, answer
+    assert answer["status"] is True, answer
+    assert answer["message"].startswith("Got a Bearer token valid for 3600 s"), answer
+    page.get_by_text("Test Connection Successful").wait_for()
+    assert deployment.emulator.client.token_requests("manis") == before + 1
+    request = deployment.emulator.client.requests("manis")[-1]
+    assert request["headers"]["x-merchant-id"] == EMULATOR_CLIENT_ID
+    assert request["headers"]["x-secret"] == EMULATOR_CLIENT_SECRET
+    assert request["body"] == ""
     assert EMULATOR_CLIENT_SECRET not in page.content()
 
 

@@ -52,13 +52,32 @@ def test_hook_class_declares_what_provider_info_says(conn_type: str) -> None:
     assert "get_ui_field_behaviour" not in hook.__dict__
 
 
+# Non-secret fields whose names Airflow masks: the names are the token_endpoint contract (its answer's
+# "token" field, the "password" field's name). Their values are shown as *** when read back.
+MASKED_NON_SECRETS = {"token_endpoint": {"password_field", "token_field", "token_type_field"}}
+
+
 @pytest.mark.parametrize("conn_type", sorted(CONN_TYPES))
 def test_no_non_secret_field_name_would_be_masked(conn_type: str) -> None:
     from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
 
     for field, spec in CONN_TYPES[conn_type].get("conn-fields", {}).items():
         sensitive = spec["schema"].get("format") == "password"
-        assert should_hide_value_for_key(field) == sensitive, field
+        if field in MASKED_NON_SECRETS.get(conn_type, ()):
+            assert should_hide_value_for_key(field), field
+            assert not sensitive, field
+            # The form would show a default as *** and save that: the description names it instead.
+            assert "default" not in spec["schema"], field
+            assert "Default: " in spec["description"], field
+        else:
+            assert should_hide_value_for_key(field) == sensitive, field
+
+
+def test_ui_hook_meta_shows_no_masked_default(hook_meta: dict[str, Any]) -> None:
+    for conn_type, meta in hook_meta.items():
+        if conn_type in CONN_TYPES:
+            for field, spec in (meta["extra_fields"] or {}).items():
+                assert spec.get("value") != "***", (conn_type, field)
 
 
 def test_cli_lists_hooks_widgets_and_behaviours() -> None:
@@ -106,3 +125,30 @@ def test_ui_hook_meta_has_every_connection_type(hook_meta: dict[str, Any], conn_
     assert set(meta["extra_fields"] or {}) == set(entry.get("conn-fields", {}))
     for field, label in entry["ui-field-behaviour"]["relabeling"].items():
         assert meta["standard_fields"][field]["title"] == label
+
+
+def test_ui_hook_meta_shows_token_endpoint_form(hook_meta: dict[str, Any]) -> None:
+    meta = hook_meta["token_endpoint"]
+    assert meta["hook_name"] == "Token endpoint (custom)"
+    assert meta["standard_fields"]["host"]["title"] == "Token endpoint URL"
+    fields = meta["extra_fields"]
+    assert set(fields) == {
+        "credentials_in",
+        "login_field",
+        "password_field",
+        "body",
+        "headers",
+        "token_field",
+        "expires_in_field",
+        "expires_at_field",
+        "token_type_field",
+        "scope_field",
+        "default_lifetime",
+    }
+    assert fields["credentials_in"]["schema"]["enum"] == ["json", "form", "headers", "basic"]
+    assert fields["credentials_in"]["value"] == "json"
+    assert fields["default_lifetime"]["value"] == 3600
+    assert fields["token_field"]["value"] is None  # no default that the form would show as ***
+    for name in fields:
+        assert fields[name]["schema"]["title"], name
+        assert fields[name]["description"], name

@@ -84,13 +84,17 @@ def good_request(vendor: str) -> dict[str, Any]:
         "manis": {"headers": {"x-merchant-id": ID, "x-secret": SECRET}},
         "podero": {"json": grant, "auth": (ID, SECRET)},
         "oauth2": {"data": grant, "auth": (ID, SECRET)},
+        "custom": {"data": {"grant": "session"}, "auth": (ID, SECRET)},
     }
     return requests_by_vendor[vendor]
 
 
 def token_of(vendor: str, body: dict[str, Any]) -> str:
     """Return the access token in a vendor's success body."""
-    value = body["token"] if vendor in ("sirv", "manis") else body["access_token"]
+    if vendor == "custom":
+        value = body["data"]["session"]["value"]
+    else:
+        value = body["token"] if vendor in ("sirv", "manis") else body["access_token"]
     assert isinstance(value, str)
     return value
 
@@ -98,7 +102,7 @@ def token_of(vendor: str, body: dict[str, Any]) -> str:
 def get_token(server: EmulatorServer, vendor: str) -> str:
     """Fetch a token from ``vendor``."""
     response = post(server, vendor, **good_request(vendor))
-    assert response.status_code == 200, response.text
+    assert response.status_code == (201 if vendor == "custom" else 200), response.text
     return token_of(vendor, response.json())
 
 
@@ -138,7 +142,7 @@ def test_import_is_cheap() -> None:
     )
     assert out.stdout.splitlines() == [
         "[]",
-        "True ('sirv', '360learning', 'manis', 'podero', 'oauth2')",
+        "True ('sirv', '360learning', 'manis', 'podero', 'oauth2', 'custom')",
     ]
 
 
@@ -626,6 +630,78 @@ def test_oauth2_wrong_basic_credentials_challenge(token_emulator: EmulatorServer
     assert response.headers["www-authenticate"].startswith("Basic")
 
 
+# ------------------------------------------------------------------------------------- custom
+
+
+def test_custom_success_is_nested_with_an_iso_8601_expiry(token_emulator: EmulatorServer) -> None:
+    before = datetime.now(UTC)
+    response = post(token_emulator, "custom", **good_request("custom"))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {"data", "meta"}
+    session = body["data"]["session"]
+    assert set(session) == {"value", "type", "expiresAt", "scopes"}
+    assert session["type"] == "Bearer"
+    assert session["scopes"] == ["images:read", "images:write"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", session["expiresAt"])
+    expires = datetime.fromisoformat(session["expiresAt"])
+    assert before + timedelta(seconds=899) <= expires <= datetime.now(UTC) + timedelta(seconds=901)
+    assert session["value"] in token_emulator.client.issued_tokens()
+    (record,) = token_emulator.client.requests("custom")
+    assert (record["method"], record["path"], record["form"]) == (
+        "POST",
+        "/api/v3/auth/sessions",
+        {"grant": "session"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "message"),
+    [
+        pytest.param({"json": {"grant": "session"}, "auth": (ID, SECRET)}, 400, "form-urlencoded", id="json"),
+        pytest.param({"data": {"grant": ""}, "auth": (ID, SECRET)}, 400, "grant must be", id="empty-grant"),
+        pytest.param({"data": {"grant": "token"}, "auth": (ID, SECRET)}, 400, "grant must be", id="grant"),
+        pytest.param(
+            {"data": {"grant": "session", "key": ID}, "auth": (ID, SECRET)}, 400, "parameter: key", id="extra"
+        ),
+        pytest.param(
+            {
+                "data": "grant=session&grant=session",
+                "auth": (ID, SECRET),
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+            400,
+            "repeated parameter: grant",
+            id="twice",
+        ),
+        pytest.param({"data": {"grant": "session"}}, 401, "Authentication required", id="no-auth"),
+        pytest.param({"data": {"grant": "session"}, "auth": (ID, "x")}, 401, "Invalid API key", id="wrong"),
+    ],
+)
+def test_custom_errors(
+    token_emulator: EmulatorServer, kwargs: dict[str, Any], status: int, message: str
+) -> None:
+    response = post(token_emulator, "custom", **kwargs)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert set(error) == {"code", "message"}
+    assert message in error["message"]
+
+
+def test_custom_basic_credentials_are_utf8(token_emulator: EmulatorServer) -> None:
+    token_emulator.client.add_credentials("custom", SPECIAL_ID, SPECIAL_SECRET)
+    grant = {"grant": "session"}
+    raw = post(
+        token_emulator, "custom", data=grant, headers=basic(SPECIAL_ID, SPECIAL_SECRET, form_encode=False)
+    )
+    assert raw.status_code == 201, raw.text
+    # RFC 7617, not RFC 6749 section 2.3.1: percent-encoded credentials are other credentials.
+    form = post(
+        token_emulator, "custom", data=grant, headers=basic(SPECIAL_ID, SPECIAL_SECRET, form_encode=True)
+    )
+    assert form.status_code == 401
+
+
 def test_routes_are_exact(token_emulator: EmulatorServer) -> None:
     # Podero's path has a trailing slash, the generic endpoint has none; no redirects between them.
     response = requests.post(
@@ -672,6 +748,10 @@ def test_fault_sequence_consumed_in_order(token_emulator: EmulatorServer) -> Non
         ("manis", lambda b: b["status"] == 500 and b["soaCode"] == "AUTH-500" and "detail" in b),
         ("podero", lambda b: b["error"] == "server_error" and "error_description" in b),
         ("oauth2", lambda b: b["error"] == "server_error" and "error_description" in b),
+        (
+            "custom",
+            lambda b: b == {"error": {"code": "internal_server_error", "message": "Internal Server Error"}},
+        ),
     ],
 )
 def test_fault_status_uses_vendor_error_shape(
@@ -820,6 +900,18 @@ def test_fault_patch(token_emulator: EmulatorServer) -> None:
     odd = post(token_emulator, "sirv", **good_request("sirv")).json()
     assert odd["token"] == 42
     assert odd["extra"] == [1]
+    # A dotted name reaches into a nested answer; a path that is not there changes nothing.
+    token_emulator.client.inject(
+        "custom",
+        Fault.patch({"data.session.value": None, "data.session.expiresAt": "soon"}),
+        Fault.patch({"data.missing.value": 1, "meta.requestId": None}),
+    )
+    nested = post(token_emulator, "custom", **good_request("custom")).json()["data"]["session"]
+    assert "value" not in nested
+    assert nested["expiresAt"] == "soon"
+    untouched = post(token_emulator, "custom", **good_request("custom")).json()
+    assert set(untouched["data"]) == {"session"}
+    assert untouched["meta"] == {}
     # A patch only touches a success: wrong credentials still fail.
     token_emulator.client.inject("manis", Fault.patch(expiresAt=None))
     assert post(token_emulator, "manis", headers={"x-merchant-id": ID, "x-secret": "x"}).status_code == 401
@@ -942,6 +1034,7 @@ def test_stats_and_request_log(token_emulator: EmulatorServer) -> None:
         "manis": 1,
         "podero": 1,
         "oauth2": 1,
+        "custom": 0,
     }
     assert client.resource_requests() == 1
     assert client.token_requests("sirv") == 2

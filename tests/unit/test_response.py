@@ -15,6 +15,7 @@ from airflow_tokens.response import (
     ResponseProblem,
     describe_error_body,
     jwt_expiry,
+    lookup,
     parse_expiry,
     read_token_fields,
     redact,
@@ -24,6 +25,13 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 SIRV = ResponseFields(token="token", token_type=None, expires_in="expiresIn", default_lifetime=1200)
 MANIS = ResponseFields(token="token", token_type="tokenType", expires_in=None, expires_at="expiresAt")
 OAUTH = ResponseFields()
+NESTED = ResponseFields(
+    token="data.session.value",
+    token_type="data.session.type",
+    expires_in=None,
+    expires_at="data.session.expiresAt",
+    scope="data.session.scopes",
+)
 
 
 def jwt(claims: dict[str, object]) -> str:
@@ -59,7 +67,7 @@ def test_expiry_field_wins_over_jwt() -> None:
     assert parse_expiry({"expiresIn": 60}, SIRV, token, NOW) == NOW + timedelta(seconds=60)
 
 
-@pytest.mark.parametrize("value", [0, -5, "soon", 10**12, True, float("nan"), [], {}])
+@pytest.mark.parametrize("value", [0, -5, "soon", 10**12, True, float("nan"), [], {}, 1e-99])
 def test_bad_expires_in_is_a_typed_problem(value: object) -> None:
     with pytest.raises(ResponseProblem, match="expires_in="):
         parse_expiry({"expires_in": value}, OAUTH, "t", NOW)
@@ -69,6 +77,78 @@ def test_bad_expires_in_is_a_typed_problem(value: object) -> None:
 def test_bad_expires_at_is_a_typed_problem(value: object) -> None:
     with pytest.raises(ResponseProblem, match="expiresAt="):
         parse_expiry({"expiresAt": value}, MANIS, "t", NOW)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-21T13:00:00Z",
+        "2026-11-21T13:00:00+00:00",
+        "2026-11-21T15:00:00+02:00",
+        "2026-11-21T08:30:00-04:30",
+        "2026-11-21T13:00:00.000Z",
+        "20261121T130000Z",
+        " 2026-11-21T13:00:00Z ",
+    ],
+)
+def test_expires_at_in_iso_8601_with_z_or_an_offset(value: str) -> None:
+    assert parse_expiry({"expiresAt": value}, MANIS, "t", NOW) == NOW + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-11-21T13:00:00",  # no zone: refused rather than guessed
+        "2026-11-21",
+        "2026-11-21T11:00:00Z",  # past
+        "9999-12-31T23:59:59-23:59",  # beyond any token's lifetime
+        "tomorrow at noon",
+        "",
+    ],
+)
+def test_bad_iso_8601_expires_at_is_a_typed_problem(value: str) -> None:
+    with pytest.raises(ResponseProblem, match=r"expiresAt=.* ISO 8601"):
+        parse_expiry({"expiresAt": value}, MANIS, "t", NOW)
+
+
+def test_dotted_paths_reach_nested_fields_and_list_items() -> None:
+    payload = {"data": {"session": {"value": "abc"}, "items": [{"id": "first"}, {"id": "second"}]}}
+    assert lookup(payload, "data.session.value") == "abc"
+    assert lookup(payload, "data.items.1.id") == "second"
+    assert lookup(payload, "data.items") == [{"id": "first"}, {"id": "second"}]
+    missing = ("data.session.other", "data.items.2.id", "data.items.x", "data.session.value.deeper", "nope")
+    for path in missing:
+        assert lookup(payload, path) is None, path
+
+
+def test_read_nested_response_with_iso_expiry() -> None:
+    session = {"value": "abc", "type": "Bearer", "expiresAt": "2026-11-21T12:20:00Z", "scopes": ["read"]}
+    fields = read_token_fields({"data": {"session": session}}, NESTED, NOW)
+    assert fields == {
+        "token": "abc",
+        "token_type": "Bearer",
+        "expires_at": NOW + timedelta(minutes=20),
+        "obtained_at": NOW,
+        "scope": ("read",),
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ({}, "'data.session.value' is missing"),
+        ({"data": "session"}, "'data.session.value' is missing"),
+        ({"data": {"session": {"value": ""}}}, "'data.session.value' is empty"),
+        ({"data": {"session": {"value": 7}}}, "'data.session.value' is a int, not a string"),
+        (
+            {"data": {"session": {"value": "abc", "expiresAt": "2026-11-21T12:20:00"}}},
+            "data.session.expiresAt='2026-11-21T12:20:00' is not a future time",
+        ),
+    ],
+)
+def test_malformed_nested_response_is_a_typed_problem_naming_the_path(payload: object, problem: str) -> None:
+    with pytest.raises(ResponseProblem, match=problem):
+        read_token_fields(payload, NESTED, NOW)
 
 
 def test_unreadable_jwt_is_not_a_jwt() -> None:
@@ -131,6 +211,8 @@ def test_error_bodies_of_each_vendor_are_described() -> None:
     assert describe_error_body({"statusCode": 401, "message": "Wrong credentials"}, "") == "Wrong credentials"
     assert describe_error_body(None, "<html><body>Bad gateway</body></html>").startswith("non-JSON body")
     assert describe_error_body(None, "   ") is None
+    nested = {"error": {"code": "unauthorized", "message": "Invalid API key or secret."}}
+    assert describe_error_body(nested, json.dumps(nested)) == "Invalid API key or secret."
 
 
 def test_redact_removes_secrets() -> None:
@@ -245,3 +327,13 @@ def test_any_expiry_value_gives_a_future_expiry_or_a_problem() -> None:
     check()
     assert outcomes["expiry"] >= 50, outcomes
     assert outcomes["problem"] >= 25, outcomes
+
+
+@given(expiry=st.datetimes(timezones=st.timezones()))
+def test_any_iso_8601_time_with_a_zone_reads_as_that_instant_or_a_problem(expiry: datetime) -> None:
+    try:
+        result = parse_expiry({"expiresAt": expiry.isoformat()}, MANIS, "t", NOW)
+    except ResponseProblem:
+        assert not NOW < expiry <= NOW + timedelta(seconds=366 * 24 * 3600)
+    else:
+        assert abs(result - expiry) < timedelta(milliseconds=1)  # float epoch seconds
