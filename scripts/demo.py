@@ -125,11 +125,13 @@ def cached_token(example: Example) -> AccessToken | None:
     """Return the token the tasks cached in the Variable, read from the metadata database."""
     from airflow.models.variable import Variable
 
-    from airflow_tokens.cache import CacheEntry, VariableStore
+    from airflow_tokens.cache import VariableStore
+    from airflow_tokens.hooks import get_token_hook
 
     key = VariableStore.variable_key(f"{example.vendor_conn_type}.{example.conn_id}")
     raw = Variable.get(key, default_var=None)
-    return CacheEntry.from_json(raw).token if raw is not None else None
+    # The entry is sealed: only the connection's own credentials open it.
+    return get_token_hook(example.conn_id).seal.open(raw).token if raw is not None else None
 
 
 def run_example(dag: Any, example: Example, client: EmulatorClient) -> Outcome:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import io
+import json
 import re
 import sys
 from pathlib import Path
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_tokens.cache import CacheEntry
 from airflow_tokens.testing import EmulatorServer
 from tests.vendors import SIRV, VENDORS, delete_variable, variable_row
 
@@ -57,13 +57,16 @@ def test_demo_runs_every_example_dag_on_one_token_request_each(
     text = out.getvalue()
 
     assert code == 0, text
-    assert re.search(r"Summary: every DAG succeeded; example DAGs run: 5; wall time \d+ s", text)
+    assert re.search(r"Summary: every DAG succeeded; example DAGs run: 6; wall time \d+ s", text)
     for vendor in VENDORS:
         assert f"{vendor.example_dag}: success" in text
         assert token_emulator.client.token_requests(vendor.emulator) == 1
         row = variable_row(vendor.variable_key)
         assert row is not None  # the tasks shared the token through the Variable
-        assert CacheEntry.from_json(row.val).token.token not in text
+        assert json.loads(row.val)["format"] == "airflow-tokens/2"  # sealed
+    issued = token_emulator.client.issued_tokens()
+    assert len(issued) == len(VENDORS)
+    assert not [token for token in issued if token in text]
     assert text.count("as task logs show it   : Bearer ***") == len(VENDORS)
     assert text.count("tasks that succeeded   : 4 of 4") == len(VENDORS)
     assert token_emulator.client.resource_requests() == len(VENDORS)  # each DAG's API task ran once
