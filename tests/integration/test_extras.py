@@ -86,12 +86,16 @@ def test_every_connection_type_has_one_table_entry() -> None:
 def test_extras_that_are_not_a_json_object_are_a_config_error_before_any_request(
     token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, extra: str, problem: str
 ) -> None:
-    hook = connect(monkeypatch, "sirv", token_emulator.url, extra)
-    with pytest.raises(TokenConfigError) as info:
-        hook.get_token()
-    assert info.value.field == "extra"
-    assert re.match(f"Connection {hook.conn_id!r}: extra: {problem}", str(info.value))
-    assert "hunter2" not in str(info.value)
+    from airflow.sdk import Connection
+
+    with pytest.raises(TokenConfigError) as by_variable:  # AIRFLOW_CONN_*: refused before Airflow reads it
+        connect(monkeypatch, "sirv", token_emulator.url, extra).get_token()
+    with pytest.raises(TokenConfigError) as by_backend:  # any other source: refused when the hook reads it
+        ConnectionSettings("from_db", "sirv", Connection(conn_id="from_db", conn_type="sirv", extra=extra))
+    for info in (by_variable, by_backend):
+        assert info.value.field == "extra"
+        assert re.match(f"Connection {info.value.conn_id!r}: extra: {problem}", str(info.value))
+        assert "hunter2" not in str(info.value)
     assert token_emulator.client.token_requests("sirv") == 0
 
 
