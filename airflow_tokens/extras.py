@@ -51,6 +51,7 @@ def _choice(name: str, label: str, description: str, values: list[str], default:
 COMMON_EXTRAS = (
     Extra("cache", str),
     Extra("refresh_margin", float),
+    Extra("lease_seconds", float),
     Extra("connect_timeout", float),
     Extra("read_timeout", float),
     Extra("max_attempts", float),
