@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 #: Anything not listed below: an Airflow that cannot start, a bug, an unexpected failure.
 EXIT_FAILURE = 1
-#: The connection is missing, not one of ours, or configured wrongly; no request was sent.
+#: The connection is missing, not one of ours, or configured wrongly (an unknown extra included); no
+#: request was sent.
 EXIT_CONFIG = 2
 #: The vendor answered with an error status, or no answer came (after the retries).
 EXIT_REQUEST = 3
@@ -171,12 +172,13 @@ def _quiet_airflow(debug: bool) -> Iterator[None]:
         yield
 
 
-def check(conn_id: str, cache: str = "none") -> CheckResult:
+def check(conn_id: str, cache: str = "none", *, allow_unknown_extras: bool = False) -> CheckResult:
     """
     Fetch a token through connection ``conn_id`` and describe it; raise :class:`CheckFailed` on failure.
 
     The connection is found wherever Airflow finds it: ``AIRFLOW_CONN_*``, a secrets backend or the
-    metadata database.
+    metadata database. An extra its type does not understand is a configuration error unless
+    ``allow_unknown_extras`` (then it is logged as a warning, as in a task).
     """
     try:
         from airflow_tokens.exceptions import TokenConfigError, TokenRequestError, TokenResponseError
@@ -192,6 +194,7 @@ def check(conn_id: str, cache: str = "none") -> CheckResult:
     with _environ(_PROCESS_CONTEXT_VAR, "server", override=False):
         try:
             hook = get_token_hook(conn_id, cache=cache)
+            hook.strict_extras = not allow_unknown_extras
             hook.token_request  # noqa: B018 -- validate the connection before the clock starts
             hook.cache  # noqa: B018
             started = time.perf_counter()
@@ -218,7 +221,7 @@ def _run_check(args: argparse.Namespace) -> int:
     stdout = sys.stdout
     with _quiet_airflow(args.debug):
         try:
-            result = check(args.conn_id, args.cache)
+            result = check(args.conn_id, args.cache, allow_unknown_extras=args.allow_unknown_extras)
         except CheckFailed as failure:
             return _report(failure, args.debug)
     print(result.to_json() if args.json else result.to_text(), file=stdout, flush=True)
@@ -336,8 +339,8 @@ def _parser() -> argparse.ArgumentParser:
             "Fetch a token through an Airflow connection (from AIRFLOW_CONN_*, a secrets backend or the "
             "metadata database) and describe it; the token itself is never shown. Exit codes: 0 success, "
             "2 configuration error (unknown connection, connection type not ours, missing or wrong "
-            "field), 3 the token request failed, 4 the vendor's answer held no usable token, 1 anything "
-            "else."
+            "field, an extra the connection type does not understand), 3 the token request failed, "
+            "4 the vendor's answer held no usable token, 1 anything else."
         ),
     )
     check_parser.add_argument("conn_id", metavar="CONN_ID", help="the Airflow connection id")
@@ -348,6 +351,12 @@ def _parser() -> argparse.ArgumentParser:
         default="none",
         help="token cache to go through (default: %(default)s, always a real request; outside a task the "
         "variable cache falls back to process memory)",
+    )
+    check_parser.add_argument(
+        "--allow-unknown-extras",
+        action="store_true",
+        help="only warn about extras the connection type does not understand (as a task does), and "
+        "fetch the token anyway",
     )
     check_parser.set_defaults(run=_run_check)
 

@@ -191,8 +191,13 @@ def test_debug_shows_the_traceback_then_the_one_line_error() -> None:
     [
         ({"password": None}, ("'sirv_cli'", "password", "Client Secret is missing")),
         ({"conn_type": "http"}, ("'sirv_cli'", "conn_type", "'http' is not one of")),
+        (
+            {"extra": {"refresh_margn": 30}},
+            ("'sirv_cli': extra: 'refresh_margn' is not an extra", "did you mean 'refresh_margin'?"),
+        ),
+        ({"extra": "{not json"}, ("'sirv_cli': extra: is not valid JSON",)),
     ],
-    ids=["missing-password", "foreign-conn-type"],
+    ids=["missing-password", "foreign-conn-type", "unknown-extra", "extra-not-json"],
 )
 def test_configuration_errors_exit_2_before_any_request(
     token_emulator: EmulatorServer, fields: dict[str, Any], needles: tuple[str, ...]
@@ -201,6 +206,16 @@ def test_configuration_errors_exit_2_before_any_request(
     assert_one_line_error(result, 2, *needles)
     assert_secret_free(result, EMULATOR_CLIENT_SECRET)
     assert token_emulator.client.token_requests("sirv") == 0
+
+
+def test_allow_unknown_extras_warns_and_fetches(token_emulator: EmulatorServer) -> None:
+    conn = sirv(token_emulator, extra={"refresh_margn": 30, "expires_in": 600})
+    result = run("check", "sirv_cli", "--json", "--allow-unknown-extras", conns={"sirv_cli": conn})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["lifetime_seconds"] == 600
+    [warning] = [line for line in result.stderr.splitlines() if "refresh_margn" in line]
+    assert "is not an extra of sirv connections (did you mean 'refresh_margin'?), and is ignored" in warning
+    assert token_emulator.client.token_requests("sirv") == 1
 
 
 def test_wrong_secret_is_a_request_error_with_the_vendor_message(token_emulator: EmulatorServer) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 import os
 import re
 import time
@@ -16,6 +18,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_tokens.cache import MEMORY, TokenCache, VariableStore, XComStore, in_task, mask_once
 from airflow_tokens.exceptions import TokenConfigError, TokenError
+from airflow_tokens.extras import known_extras, unknown_extras
 from airflow_tokens.fetch import TokenRequest, Transport, fetch_flow
 from airflow_tokens.flow import arun, run
 from airflow_tokens.response import ResponseFields
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
+log = logging.getLogger(__name__)
+
 #: Cache names accepted by the ``cache`` option and connection extra.
 CACHES = ("variable", "memory", "xcom", "none")
 DEFAULT_REFRESH_MARGIN = 60.0
@@ -42,6 +47,34 @@ DEFAULT_TIMEOUT = (10.0, 30.0)
 DEFAULT_RETRY = RetryPolicy()
 #: New hook objects in one process reuse a connection resolved less than this many seconds ago.
 CONNECTION_TTL = 60.0
+#: JSON's names of the values ``json.loads`` returns, for messages.
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+#: (connection id, extra key) pairs already warned about in this process.
+_WARNED_EXTRAS: set[tuple[str, str]] = set()
+
+
+def _unset(value: object) -> bool:
+    """Say whether an extra's value means "not set" (Airflow's form stores empty fields so)."""
+    return value is None or value == ""
+
+
+def _extras_object(conn_id: str, text: str | None) -> dict[str, Any]:
+    """Return the extras, which must be a JSON object (Airflow's own reader logs bad JSON, reads none)."""
+    if not text:
+        return {}
+    try:
+        extras = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TokenConfigError(
+            conn_id,
+            "extra",
+            f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            'write a JSON object, like {"cache": "memory"}',
+        ) from None
+    if not isinstance(extras, dict):
+        kind = _JSON_TYPES.get(type(extras), "null")
+        raise TokenConfigError(conn_id, "extra", f"must be a JSON object of settings, not {kind}")
+    return extras
 
 
 class ConnectionSettings:
@@ -57,7 +90,39 @@ class ConnectionSettings:
         self.conn_id = conn_id
         self.conn_type = conn_type
         self.conn = conn
-        self.extras: dict[str, Any] = conn.extra_dejson if conn.extra else {}
+        self.known = known_extras(conn_type)
+        self.extras = _extras_object(conn_id, conn.extra)
+        if self.extras:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(self.extras)  # as Airflow's own reader does: values of sensitive keys are masked
+        #: Each extra key set that this connection type does not understand, with the closest known name.
+        self.unknown_extras = unknown_extras(
+            conn_type, [key for key, value in self.extras.items() if not _unset(value)]
+        )
+        for known in self.known.values():  # every extra set is checked, even one this connection skips
+            self.extra(known.name, known.kind, None)
+        ca_bundle = self.extra("ca_bundle", str, "")
+        if ca_bundle and not os.path.exists(ca_bundle):
+            raise self.error("ca_bundle", f"{ca_bundle!r} is not a file or directory on this host")
+
+    def require_known_extras(self) -> None:
+        """Raise a :class:`TokenConfigError` naming every extra this connection type does not understand."""
+        if self.unknown_extras:
+            names = "; ".join(self._describe_unknown(key) for key in self.unknown_extras)
+            raise self.error("extra", f"{names}; known extras: {', '.join(sorted(self.known))}")
+
+    def warn_unknown_extras(self) -> None:
+        """Log one warning per process for each extra this connection type does not understand."""
+        for key in self.unknown_extras:
+            if (self.conn_id, key) not in _WARNED_EXTRAS:
+                _WARNED_EXTRAS.add((self.conn_id, key))
+                log.warning("Connection %r: %s, and is ignored", self.conn_id, self._describe_unknown(key))
+
+    def _describe_unknown(self, key: str) -> str:
+        suggestion = self.unknown_extras[key]
+        hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
+        return f"{key!r} is not an extra of {self.conn_type} connections{hint}"
 
     def error(self, field: str, problem: str) -> TokenConfigError:
         """Return the configuration error for ``field``."""
@@ -77,12 +142,24 @@ class ConnectionSettings:
                 raise self.error(
                     field, f"{label} has characters an HTTP header cannot carry (only Latin-1 is allowed)"
                 ) from None
+            if any((char < " " and char != "\t") or char == "\x7f" for char in value):
+                raise self.error(field, f"{label} has control characters an HTTP header cannot carry")
         return str(value)
 
     def extra(self, name: str, kind: type[_T], default: _T) -> _T:
         """Return extra ``name`` (plain or ``extra__<conn_type>__`` prefixed) checked to be a ``kind``."""
-        value = self.extras.get(name, self.extras.get(f"extra__{self.conn_type}__{name}"))
-        if value is None or value == "":
+        known = self.known.get(name)
+        if known is None or known.kind is not kind:
+            raise LookupError(f"{self.conn_type} reads extra {name!r} as {kind.__name__}: add it to EXTRAS")
+        value = self.extras.get(name)
+        prefixed = self.extras.get(f"extra__{self.conn_type}__{name}")
+        if _unset(value):
+            value = prefixed
+        elif not _unset(prefixed) and prefixed != value:
+            raise self.error(
+                name, f"is set twice, as {name!r} and as 'extra__{self.conn_type}__{name}'; keep one"
+            )
+        if _unset(value):
             return default
         if kind is bool and isinstance(value, str) and value.lower() in {"true", "false"}:
             return value.lower() == "true"  # type: ignore[return-value]
@@ -111,7 +188,12 @@ class ConnectionSettings:
     def base_url(self, default: str | None, *, verbatim: bool = False) -> str:
         """Return the connection host if set (with scheme), else ``default``; ``verbatim`` keeps a final /."""
         host = (self.conn.host or "").strip()
+        port = self.conn.port or None  # Airflow's form sends 0 for no port
+        if port is not None and not 0 < port < 65536:
+            raise self.error("port", f"{port} is not a TCP port (1..65535)")
         if not host:
+            if port is not None:
+                raise self.error("port", "is set without a host; set the host (with scheme) too, or no port")
             if default is None:
                 raise self.error("host", "is required for this vendor (for example https://api.example.com)")
             return default.rstrip("/")
@@ -120,7 +202,11 @@ class ConnectionSettings:
             raise self.error(
                 "host", "carries credentials (user:password@); set them in the login and password fields"
             )
-        parts = urlsplit(host)
+        try:
+            parts = urlsplit(host)
+            host_port = parts.port
+        except ValueError as exc:
+            raise self.error("host", f"{host!r} is not a valid URL ({exc})") from None
         if not parts.scheme or not parts.hostname:
             raise self.error("host", f"{host!r} needs a scheme, like https://{host}")
         if parts.scheme not in ("https", "http"):
@@ -135,8 +221,10 @@ class ConnectionSettings:
                 f"plain http:// to {parts.hostname} would send credentials unencrypted; use https:// "
                 'or set the extra "allow_http": true',
             )
-        if self.conn.port and parts.port is None:
-            host = f"{parts.scheme}://{parts.netloc}:{self.conn.port}{parts.path}"
+        if port is not None and host_port is None:
+            host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
+        elif port is not None and port != host_port:
+            raise self.error("port", f"{port} differs from the host's port {host_port}; keep one")
         return host if verbatim else host.rstrip("/")
 
     def choice(self, name: str, options: dict[str, str], default: str) -> str:
@@ -149,7 +237,7 @@ class ConnectionSettings:
 
 
 def _env_value(conn_id: str) -> tuple[str, str]:
-    """Return the connection's environment variable name and value; refuse a URI Airflow would misread."""
+    """Return the connection's variable name and value; refuse a URI Airflow misreads, or bad extras."""
     env_var = f"AIRFLOW_CONN_{conn_id.upper()}"
     value = os.environ.get(env_var, "").strip()
     if re.match(r"\d[\w+.-]*://", value):
@@ -161,6 +249,14 @@ def _env_value(conn_id: str) -> tuple[str, str]:
             "Airflow cannot parse; configure the connection as JSON, and test it with "
             "`airflow-tokens check CONN_ID` (the UI's Test button passes connections as URIs)",
         )
+    if value.startswith("{"):
+        try:
+            fields = json.loads(value)
+        except ValueError:
+            fields = None  # Airflow cannot read it either: said below
+        if isinstance(fields, dict) and isinstance(fields.get("extra"), str):
+            # Bad extras get the clear error before Airflow logs a traceback about them and reads none.
+            _extras_object(conn_id, fields["extra"])
     return env_var, value
 
 
@@ -256,6 +352,9 @@ class TokenHook(BaseHook):
     #: Labels of login and password, for messages (they match the connection form).
     login_label: ClassVar[str] = "Client ID"
     password_label: ClassVar[str] = "Client Secret"
+    #: What an extra the connection type does not understand causes: False, a warning once per process
+    #: (a newer package's extra must not break an older one); True, a :class:`TokenConfigError`.
+    strict_extras: bool = False
 
     def __init__(
         self,
@@ -323,6 +422,7 @@ class TokenHook(BaseHook):
             option if isinstance(option, str | None) else id(option),
             self._margin_option,
             self._xcom_task_id,
+            self.strict_extras,
         )
 
     @overload
@@ -341,6 +441,10 @@ class TokenHook(BaseHook):
 
     def _resolve(self, conn: Connection) -> _Profile:
         settings = ConnectionSettings(self.conn_id, self.conn_type, conn)
+        if self.strict_extras:
+            settings.require_known_extras()
+        else:
+            settings.warn_unknown_extras()
         base_url = self.resolve_base_url(settings)
         request = self.build_request(settings, base_url)
         return _Profile(
@@ -542,8 +646,9 @@ class TokenHook(BaseHook):
         return httpx.AsyncClient(base_url=profile.base_url, auth=AsyncTokenAuth(self))
 
     def test_connection(self) -> tuple[bool, str]:
-        """Fetch a new token to check the connection; the message never shows the token."""
+        """Fetch a new token to check the connection; an unknown extra fails it; never shows the token."""
         try:
+            self.settings.require_known_extras()
             token = self.fetch_access_token()
         except TokenError as exc:
             return False, str(exc)

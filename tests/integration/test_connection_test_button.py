@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -33,13 +34,16 @@ def api(airflow_db: object) -> Iterator[Any]:
         yield client
 
 
-def press_test(api: Any, conn_type: str, host: str, password: str) -> dict[str, Any]:
+def press_test(
+    api: Any, conn_type: str, host: str, password: str, extra: str | None = None
+) -> dict[str, Any]:
     body = {
         "connection_id": f"ui_test_{conn_type}",
         "conn_type": conn_type,
         "host": host,
         "login": EMULATOR_CLIENT_ID,
         "password": password,
+        "extra": extra,
     }
     response = api.post("/api/v2/connections/test", json=body)
     assert response.status_code == 200, response.text
@@ -65,3 +69,19 @@ def test_failure_shows_vendor_message_never_secret(
     assert result["status"] is False
     assert "HTTP 401 after 1 attempt" in result["message"]
     assert "wrong-secret-value-42" not in result["message"]
+
+
+@pytest.mark.parametrize("conn_type", sorted(CASES))
+def test_an_unknown_extra_fails_the_test_before_any_request(
+    api: Any, token_emulator: EmulatorServer, conn_type: str
+) -> None:
+    vendor, path, _ = CASES[conn_type]
+    extra = json.dumps({"refresh_margn": "30", f"extra__{conn_type}__cache": "memory"})
+    result = press_test(api, conn_type, token_emulator.url + path, EMULATOR_CLIENT_SECRET, extra)
+    assert result["status"] is False
+    assert (
+        f"extra: 'refresh_margn' is not an extra of {conn_type} connections (did you mean 'refresh_margin'?)"
+        in result["message"]
+    )
+    assert "cache'" not in result["message"].split("; known extras")[0]  # the form's prefixed key is known
+    assert token_emulator.client.token_requests(vendor) == 0
