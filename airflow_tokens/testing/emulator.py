@@ -552,7 +552,10 @@ def _token_endpoint(state: EmulatorState, vendor: Vendor) -> Callable[[Request],
             headers=_request_headers(request),
             body=await request.body(),
         )
-        fault = state.begin_token_request(vendor.name, token_request.log_record(vendor.name))
+        record = token_request.log_record(vendor.name)
+        # Where the request came from: which process sent it (e.g. one hanging on a delay) can be found.
+        record["client"] = None if request.client is None else [request.client.host, request.client.port]
+        fault = state.begin_token_request(vendor.name, record)
         if fault is not None and fault.delay > 0 and not await _pause(request, fault.delay):
             return Response(status_code=499)  # the client gave up; nobody reads this
         if fault is not None and fault.body is not None:
@@ -936,7 +939,7 @@ class EmulatorClient:
         return int(self.stats()["resource_requests"])
 
     def requests(self, vendor: str | None = None) -> list[dict[str, Any]]:
-        """Return the recorded token requests (method, path, headers, body, json, form)."""
+        """Return the recorded token requests (time, method, path, headers, body, json, form, client)."""
         result: list[dict[str, Any]] = self._call(
             "GET", "requests", params=None if vendor is None else {"vendor": vendor}
         )
