@@ -198,6 +198,9 @@ class AirflowDeployment:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            # Task processes wait up to 5 s for the API server by default; on a busy machine it answers
+            # later, the retried call finds its first attempt done ("already running") and the task fails.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "TMPDIR": str(self.home / "tmp"),
             # Components are started as `airflow ...` from PATH: use this interpreter's.
             "PATH": os.pathsep.join([bin_dir, inherited.get("PATH", os.defpath)]),
@@ -510,8 +513,36 @@ class AirflowDeployment:
 
     # ------------------------------------------------------------------------------ DAGs
 
+    def read(self, path: str, **kwargs: Any) -> requests.Response:
+        """
+        Send a ``GET`` to the REST API and return the answer; raise :class:`DeploymentError` on an error.
+
+        A read that gets no answer is sent again, up to 4 times in all: an API server busy with many
+        tasks on a small machine may miss the timeout now and then.
+
+        :param path: the path (``/api/v2/...``).
+        :param kwargs: more arguments for ``requests`` (``params``, ``timeout``: 30 s by default).
+        """
+        import requests
+        import tenacity
+
+        kwargs.setdefault("timeout", 30)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(requests.RequestException),
+            stop=tenacity.stop_after_attempt(4),
+            wait=tenacity.wait_fixed(2),
+            before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
+        response: requests.Response = retrying(self.api.get, path, **kwargs)
+        if not response.ok:
+            raise DeploymentError(f"GET {path} answered {response.status_code}: {response.text}")
+        return response
+
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call the REST API and return the JSON answer; raise :class:`DeploymentError` on an error."""
+        """Call the REST API (a read with :meth:`read`) and return the JSON answer."""
+        if method == "GET":
+            return self.read(path, **kwargs).json()
         kwargs.setdefault("timeout", 30)
         response = self.api.request(method, path, **kwargs)
         if not response.ok:
@@ -530,16 +561,23 @@ class AirflowDeployment:
         :param dag_id: the DAG id.
         :param timeout: seconds to wait.
         """
+        import requests
+
         deadline = time.monotonic() + timeout
         while True:
-            response = self.api.get(f"/api/v2/dags/{_segment(dag_id)}", timeout=30)
-            if response.ok:
-                return
-            # Airflow 3 names the file relative to its bundle (the DAGs folder); older ones absolutely.
-            ours = {dag.name for dag in self.dags}
-            errors = {name: trace for name, trace in self.import_errors().items() if Path(name).name in ours}
-            if errors:
-                raise DeploymentError(f"DAG {dag_id} is not loaded; import errors: {errors}")
+            try:
+                if self.api.get(f"/api/v2/dags/{_segment(dag_id)}", timeout=30).ok:
+                    return
+            except requests.RequestException as exc:
+                log.warning("No answer about DAG %s (%s); asking again", dag_id, type(exc).__name__)
+            else:
+                # Airflow 3 names the file relative to its bundle (the DAGs folder); older ones absolutely.
+                ours = {dag.name for dag in self.dags}
+                errors = {
+                    name: trace for name, trace in self.import_errors().items() if Path(name).name in ours
+                }
+                if errors:
+                    raise DeploymentError(f"DAG {dag_id} is not loaded; import errors: {errors}")
             if time.monotonic() > deadline:
                 raise DeploymentError(f"DAG {dag_id} was not parsed within {timeout:.0f} s")
             time.sleep(0.5)
@@ -573,6 +611,21 @@ class AirflowDeployment:
         body = self._json("GET", path, params={"limit": 1000})
         instances: list[dict[str, Any]] = body["task_instances"]
         return instances
+
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """
+        Return the value a task pushed to XCom (its return value by default), deserialised.
+
+        :param dag_id: the DAG id.
+        :param run_id: the run id.
+        :param task_id: the task id.
+        :param key: the XCom key.
+        """
+        path = (
+            f"/api/v2/dags/{_segment(dag_id)}/dagRuns/{_segment(run_id)}/taskInstances/"
+            f"{_segment(task_id)}/xcomEntries/{_segment(key)}"
+        )
+        return self._json("GET", path, params={"deserialize": "true"})["value"]
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
         """
