@@ -18,9 +18,10 @@ process, database cluster or Redis data behind::
 
 It needs PostgreSQL's server programs (``initdb``, ``postgres``, ``pg_dumpall``; Debian's
 ``postgresql`` package) and ``redis-server`` (Debian's ``redis-server``), and the Python packages
-``apache-airflow-providers-celery`` and ``psycopg2-binary``. PostgreSQL refuses to run as root: as
-root, the cluster runs as the ``postgres`` user (else ``nobody``), in a fresh directory under the
-system's temporary folder that this user can reach. The Debian packages' own services are not used.
+``apache-airflow-providers-celery``, ``psycopg2-binary`` and ``asyncpg`` (the ``dev`` extra).
+PostgreSQL refuses to run as root: as root, the cluster runs as the ``postgres`` user (else
+``nobody``), in a fresh directory under the system's temporary folder that this user can reach.
+The Debian packages' own services are not used.
 
 Importing this module is cheap (standard library only): Airflow imports it in every task process on
 a worker, to learn the host name (``[core] hostname_callable``).
@@ -154,6 +155,11 @@ class CeleryAirflow(AirflowDeployment):
     def redis_dir(self) -> Path:
         """Return Redis's working directory (removed by :meth:`stop`)."""
         return self.home / "redis"
+
+    @property
+    def database_port(self) -> int:
+        """Return the port PostgreSQL listens on (127.0.0.1)."""
+        return self._pg_port
 
     @property
     def database_url(self) -> str:
