@@ -38,6 +38,19 @@ def leaks_by_line(text: str, needles: dict[str, str]) -> dict[str, list[str]]:
     return {line[:60]: what for line in text.splitlines() if (what := leaks(line, needles))}
 
 
+def _pages(airflow: AirflowDeployment, path: str, items: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Read every page of a REST API listing; return each page's text and all the items together."""
+    texts: list[str] = []
+    found: list[dict[str, Any]] = []
+    while True:
+        page = airflow.read(path, params={"limit": 100, "offset": len(found)})
+        body = page.json()
+        texts.append(page.text)
+        found.extend(body[items])
+        if not body[items] or len(found) >= body["total_entries"]:
+            return texts, found
+
+
 def api_answers(
     airflow: AirflowDeployment,
     runs: Mapping[str, Iterable[str]],
@@ -49,30 +62,31 @@ def api_answers(
     :param airflow: the running deployment.
     :param runs: the run ids of each DAG id.
     :param renderings: the renderings of each XCom entry to read (default: all of them).
-    :returns: each answer's text by name: ``xcom list <run>``, ``xcom <run> <task> <key> <rendering>``,
-        ``xcom list of every run``, ``variables`` and ``variable <key>``.
+    :returns: each answer's text by name: ``xcom list <run> <page>``, ``xcom <run> <task> <key>
+        <rendering>``, ``xcom list of every run <page>``, ``variables <page>`` and ``variable <key>``.
     """
-    read = airflow.read
     answers: dict[str, str] = {}
     for dag_id, run_ids in runs.items():
         for run_id in run_ids:
             base = f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances"
-            listing = read(f"{base}/~/xcomEntries", params={"limit": 1000})
-            answers[f"xcom list {run_id}"] = listing.text
-            for entry in listing.json()["xcom_entries"]:
+            pages, entries = _pages(airflow, f"{base}/~/xcomEntries", "xcom_entries")
+            answers.update((f"xcom list {run_id} {number}", text) for number, text in enumerate(pages, 1))
+            for entry in entries:
                 task_id, key = entry["task_id"], entry["key"]
                 for rendering, params in renderings.items():
-                    answer = read(
+                    answer = airflow.read(
                         f"{base}/{quote(task_id, safe='')}/xcomEntries/{quote(key, safe='')}",
                         params={**params, "map_index": entry.get("map_index", -1)},
                     )
                     answers[f"xcom {run_id} {task_id} {key} {rendering}"] = answer.text
-    every = read("/api/v2/dags/~/dagRuns/~/taskInstances/~/xcomEntries", params={"limit": 1000})
-    answers["xcom list of every run"] = every.text
-    variables = read("/api/v2/variables", params={"limit": 1000})
-    answers["variables"] = variables.text
-    for item in variables.json()["variables"]:
-        answers[f"variable {item['key']}"] = read(f"/api/v2/variables/{quote(item['key'], safe='')}").text
+    pages, _ = _pages(airflow, "/api/v2/dags/~/dagRuns/~/taskInstances/~/xcomEntries", "xcom_entries")
+    answers.update((f"xcom list of every run {number}", text) for number, text in enumerate(pages, 1))
+    pages, variables = _pages(airflow, "/api/v2/variables", "variables")
+    answers.update((f"variables {number}", text) for number, text in enumerate(pages, 1))
+    for item in variables:
+        answers[f"variable {item['key']}"] = airflow.read(
+            f"/api/v2/variables/{quote(item['key'], safe='')}"
+        ).text
     return answers
 
 

@@ -25,7 +25,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 TASKS = {"multihost_cold": 24, "multihost_refresh": 12, "multihost_kill": 12, "multihost_pods": 8}
 
 
-@task
+@task(multiple_outputs=False)  # one XCom entry per task, not one per key of the result
 def get_tokens() -> dict[str, Any]:
     """Get the token once, or in a loop for ``params.seconds``; return each call's record."""
     import os

@@ -247,7 +247,7 @@ def test_no_secret_or_token_in_any_log_file(outcome: Outcome) -> None:
 
 def test_no_secret_or_token_in_rest_api_answers(outcome: Outcome) -> None:
     needles = outcome.needles()
-    assert {f"xcom list {run_id}" for run_id in outcome.run_ids} < set(outcome.api_answers)
+    assert {f"xcom list {run_id} 1" for run_id in outcome.run_ids} < set(outcome.api_answers)
     values = [name for name in outcome.api_answers if name.endswith(" return_value plain")]
     assert len(values) == 2 * len(TASKS)
     found = {name: what for name, text in outcome.api_answers.items() if (what := leaks(text, needles))}
