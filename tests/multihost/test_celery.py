@@ -22,6 +22,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +181,16 @@ def audit(multihost: Deployment, cold: list[Run], refresh: dict[str, Run], kill:
 
 def _failures(*runs: Run) -> str:
     return "; ".join(run.describe_failures() for run in runs)
+
+
+def test_harness_import_is_cheap() -> None:
+    # Every task process on a worker imports it to learn its host name ([core] hostname_callable).
+    code = (
+        "import sys, airflow_tokens.testing.celery_deployment\n"
+        "print(sorted(m for m in ('airflow', 'requests', 'psutil', 'psycopg2') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------------- 1. cold start
