@@ -48,7 +48,7 @@ def pods(tmp_path_factory: pytest.TempPathFactory) -> Pods:
         airflow = LocalAirflow(tmp_path_factory.mktemp("pods"), [DAG_FILE], env=env)
         deployment = Deployment(airflow, emulator, clients, "pods")
         try:
-            airflow.start(timeout=240)
+            airflow.start(timeout=300)
             mark = deployment.lap("start", began)
             airflow.wait_for_dag(DAG_ID)
             deployment.lap("DAG parsed", mark)
