@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint pytest reliability bench airflow clean
+.PHONY: demo test lint pytest services reliability bench airflow clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) for the browser tests"; exit 1; }
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
+# The multi-host tests run PostgreSQL (metadata database) and Redis (Celery broker) from Debian's packages,
+# each in a private directory on a free loopback port. Debian keeps PostgreSQL's server programs in
+# /usr/lib/postgresql/<version>/bin. The packages' own services are not used: stopped if the install started them.
+services:
+	@{ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v redis-server >/dev/null; } || { \
+	  command -v apt-get >/dev/null || { echo "install PostgreSQL and Redis for the multi-host tests"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null && \
+	  for service in postgresql redis-server; do service $$service stop >/dev/null 2>&1 || true; done; }
+
 ## demo: run every example DAG in one Airflow process against the built-in vendor emulator and print what happened
 # Python keeps the bytecode it compiles even where PYTHONDONTWRITEBYTECODE is set: every run after the
 # first then skips compiling Airflow, about 30 % of the demo's CPU time.
@@ -38,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(CHROMIUM)
+pytest: $(STAMP) $(CHROMIUM) services
 	$(BIN)/python -m pytest
 
 ## reliability: run the fault matrix and regenerate docs/reliability.md
@@ -47,7 +56,7 @@ reliability: $(STAMP)
 	RELIABILITY_REPORT=docs/reliability.md $(BIN)/python -m pytest tests/reliability/test_fault_matrix.py -q
 
 ## bench: run the benchmarks, regenerate docs/benchmarks.md and its chart
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) services
 	$(BIN)/python bench/run.py
 
 ## airflow: a local Airflow with the package, the example DAGs, the emulator and one connection per vendor

@@ -10,6 +10,8 @@
 - ``imports``: import cost of the hook and parse cost of the example DAGs;
 - ``memory``: RSS added by importing the hook and fetching one token;
 - ``metrics``: the cost of a cache hit with Airflow's metrics off and on.
+- ``multihost``: token requests per token lifetime on three Celery worker hosts, with and without the
+  lease, and ``get_token()`` in the tasks that do not fetch while another one does.
 
 ``--quick`` runs every section with fewer repetitions. A full run writes the report to ``docs/``;
 ``--quick`` and ``--only`` write it to a temporary folder unless ``--out`` says otherwise. Every
@@ -34,10 +36,20 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from bench.common import REPO, Section, fmt_ns, load_average, machine_facts
 from bench.micro import run_micro
+from bench.multihost import run_multihost
 from bench.report import write_chart, write_markdown
 from bench.standalone import run_deployment
 
-SECTIONS = ("workload", "cache_hit", "variable_task", "cold_fetch", "imports", "memory", "metrics")
+SECTIONS = (
+    "workload",
+    "cache_hit",
+    "variable_task",
+    "cold_fetch",
+    "imports",
+    "memory",
+    "metrics",
+    "multihost",
+)
 MICRO = ("cache_hit", "cold_fetch", "imports", "memory", "metrics")
 DEPLOYMENT = ("workload", "variable_task")
 
@@ -164,6 +176,11 @@ def miss_notes(sections: list[Section]) -> list[str]:
     for key in ("workload_airflow_tokens", "cold_lock", "cold_lock_barrier"):
         if key in misses:
             notes.append(f"- **{key}.** More than one token request: see the table of section 1.")
+    for key in ("multihost_lease", "multihost_refresh_latency"):
+        if key in misses:
+            notes.append(
+                f"- **{key}.** See the table of section 7: which hosts fetched, and how long the others took."
+            )
     return notes
 
 
@@ -194,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                 workload="workload" in selected,
                 variable_task="variable_task" in selected,
             )
+        if "multihost" in selected:
+            print("[bench] starting the Celery deployment ...", flush=True)
+            sections += run_multihost(work / "multihost", quick=args.quick)
         failed = False
     finally:
         leftovers = _stop_leftovers()

@@ -12,18 +12,16 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from bench.common import REPO, Figure, Section, Stopwatch, fmt_ns, load_average, median, summary
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from airflow_tokens.testing import EmulatorServer
     from airflow_tokens.testing.deployment import LocalAirflow
 
-_T = TypeVar("_T")
 DAG_FILE = REPO / "bench" / "dags" / "bench_token_workloads.py"
 PARALLEL_TASKS = 16
 VARIABLE_KEY = "airflow_tokens.access_token.sirv.sirv_default"
@@ -103,42 +101,6 @@ def _task_results(results_dir: Path, dag_id: str, run_id: str) -> list[dict[str,
     return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
 
 
-def _read(call: Callable[[], _T], attempts: int = 4) -> _T:
-    """
-    Call a read-only REST API request again when it fails transiently (a busy API server on 2 cores).
-
-    Only for idempotent reads: a trigger is never sent twice.
-    """
-    import requests
-
-    from airflow_tokens.testing.deployment import DeploymentError
-
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except (requests.RequestException, DeploymentError) as exc:
-            if attempt == attempts:
-                raise
-            print(f"  (API read failed: {type(exc).__name__}; again in 2 s)", flush=True)
-            time.sleep(2)
-    raise AssertionError("unreachable")
-
-
-def _wait_for_run(airflow: LocalAirflow, dag_id: str, run_id: str, timeout: float) -> str:
-    """Wait until the run finishes; a state read that fails transiently is simply read again."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = _read(lambda: airflow.run_state(dag_id, run_id))
-        if state in ("success", "failed"):
-            return state
-        if time.monotonic() > deadline:
-            tasks = _read(lambda: airflow.task_states(dag_id, run_id))
-            raise RuntimeError(
-                f"run {run_id} of {dag_id} still {state} after {timeout:.0f} s; tasks: {tasks}"
-            )
-        time.sleep(0.5)
-
-
 def _run(
     airflow: LocalAirflow, emulator: EmulatorServer, variant: Variant, results_dir: Path, timeout: float
 ) -> RunResult:
@@ -146,7 +108,7 @@ def _run(
     before = emulator.client.token_requests(variant.vendor)
     began = time.monotonic()
     run_id = airflow.trigger(variant.dag_id)
-    state = _wait_for_run(airflow, variant.dag_id, run_id, timeout)
+    state = airflow.wait_for_run(variant.dag_id, run_id, timeout)
     seconds = time.monotonic() - began
     requests = emulator.client.token_requests(variant.vendor) - before
     tasks = _task_results(results_dir, variant.dag_id, run_id)
@@ -157,7 +119,7 @@ def _run(
         state=state,
         seconds=seconds,
         token_requests=requests,
-        peak_tasks=_peak(_read(lambda: _task_spans(airflow, variant.dag_id, run_id))),
+        peak_tasks=_peak(_task_spans(airflow, variant.dag_id, run_id)),
         peak_calls=_peak(calls),
         calls_before_first_done=sum(start < first_done for start, _ in calls),
         task_seconds=[float(task["seconds"]) for task in tasks],
@@ -367,7 +329,7 @@ def _variable_task(airflow: LocalAirflow, results_dir: Path, quick: bool) -> Sec
     dag_id = "bench_variable_hit"
     reps = 60 if quick else 300
     run_id = airflow.trigger(dag_id, conf={"reps": reps, "batches": 20 if quick else 50})
-    state = _wait_for_run(airflow, dag_id, run_id, 300)
+    state = airflow.wait_for_run(dag_id, run_id, 300)
     if state != "success":
         logs = airflow.task_logs(dag_id, run_id)
         raise RuntimeError(f"{dag_id} run {run_id} {state}:\n{json.dumps(logs)[-4000:]}")

@@ -1,5 +1,10 @@
 """Run a real, private Airflow deployment (``airflow standalone``) for end-to-end tests and benchmarks.
 
+:class:`AirflowDeployment` holds what every kind of private deployment shares (the configuration,
+the DAGs folder, starting and stopping every process, the REST API helpers); :class:`LocalAirflow`
+is the one-host kind, and ``airflow_tokens.testing.celery_deployment.CeleryAirflow`` the many-host
+kind (CeleryExecutor, PostgreSQL, Redis).
+
 :class:`LocalAirflow` writes everything it needs under one directory: the configuration (by
 environment variables), a SQLite metadata database, the DAGs folder (symlinks to the given DAG
 files), the logs, the temporary files of every Airflow process, and the output of ``airflow
@@ -32,8 +37,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 if TYPE_CHECKING:
@@ -43,7 +49,7 @@ if TYPE_CHECKING:
     import psutil  # type: ignore[import-untyped, unused-ignore]  # an Airflow dependency
     import requests
 
-__all__ = ["DeploymentError", "LocalAirflow"]
+__all__ = ["AirflowDeployment", "DeploymentError", "Launched", "LocalAirflow", "free_port"]
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +77,45 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-class LocalAirflow:
-    """
-    Run ``airflow standalone`` in a private home: SQLite, LocalExecutor, all admins, a free port.
+@dataclass
+class Launched:
+    """One process the deployment started: a component, its output file and how to stop it."""
 
-    Nothing is written outside ``home``: the configuration is passed by environment variables
-    (``AIRFLOW_HOME``, a generated Fernet key and JWT secret, ...), and every Airflow process gets
-    ``TMPDIR=<home>/tmp``. Variables of the calling process that configure Airflow
-    (``AIRFLOW_HOME``, ``AIRFLOW__*``, ``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``, ``AIRFLOW_CONFIG``) are
-    not inherited; pass what the deployment needs in ``env``.
+    name: str
+    process: subprocess.Popen[bytes]
+    output: IO[bytes]
+    output_path: Path
+    #: Services (a database, a broker) are stopped after every Airflow process is gone.
+    service: bool = False
+    stop_signal: signal.Signals = signal.SIGTERM
+
+
+class AirflowDeployment:
+    """
+    Run a private Airflow deployment in one directory and drive it through its REST API.
+
+    The base of :class:`LocalAirflow` (``airflow standalone``) and
+    :class:`~airflow_tokens.testing.celery_deployment.CeleryAirflow` (CeleryExecutor on PostgreSQL and
+    Redis). It writes the configuration as environment variables (``AIRFLOW_HOME``, a generated Fernet
+    key and JWT secret, all admins, the API server on a free loopback port), a DAGs folder of symlinks,
+    the logs and every process's output under ``home``; it starts the processes a subclass names in
+    :meth:`_launch`, waits until the API reports them healthy, and stops every one of them (task
+    processes included). Variables of the calling process that configure Airflow (``AIRFLOW_HOME``,
+    ``AIRFLOW__*``, ``AIRFLOW_CONN_*``, ``AIRFLOW_VAR_*``, ``AIRFLOW_CONFIG``) are not inherited; pass
+    what the deployment needs in ``env``.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
 
-    :param home: the Airflow home; created if missing. Holds ``airflow.db``, ``dags/``, ``logs/``,
-        ``tmp/`` and ``standalone.log``.
+    :param home: the Airflow home; created if missing. Holds ``dags/``, ``logs/``, ``tmp/`` and the
+        output of each process.
     :param dags: DAG files to deploy; each is symlinked into ``<home>/dags``.
     :param env: environment variables for every Airflow process (connections, variables, options);
         they win over the settings made here.
     :param port: the API server port (default: a free port on 127.0.0.1).
     """
+
+    #: Health entries of ``GET /api/v2/monitor/health`` that :meth:`start` waits for by default.
+    components: tuple[str, ...] = COMPONENTS
 
     def __init__(
         self,
@@ -108,9 +134,9 @@ class LocalAirflow:
         self.fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         self._jwt_secret = secrets.token_urlsafe(48)
         self._extra_env = dict(env or {})
-        self._process: subprocess.Popen[bytes] | None = None
-        self._output: IO[bytes] | None = None
+        self._launched: list[Launched] = []
         self._api: requests.Session | None = None
+        self._started = False
         self._stopped = False
 
     # ------------------------------------------------------------------------------ layout
@@ -133,23 +159,22 @@ class LocalAirflow:
         return self.home / "dags"
 
     @property
-    def db_path(self) -> Path:
-        """Return the SQLite metadata database file."""
-        return self.home / "airflow.db"
-
-    @property
     def logs_folder(self) -> Path:
         """Return the base log folder (task logs under ``dag_id=.../run_id=.../task_id=...``)."""
         return self.home / "logs"
 
     @property
-    def output_path(self) -> Path:
-        """Return the file receiving the stdout and stderr of ``airflow standalone``."""
-        return self.home / "standalone.log"
+    def output_paths(self) -> list[Path]:
+        """Return the files receiving the stdout and stderr of each process started so far."""
+        return [launched.output_path for launched in self._launched]
+
+    def _settings(self) -> dict[str, str]:
+        """Return the settings of this kind of deployment: metadata database, executor, ..."""
+        raise NotImplementedError
 
     @property
     def env(self) -> dict[str, str]:
-        """Return the complete environment of the deployment's processes."""
+        """Return the complete environment of the deployment's Airflow processes."""
         inherited = {
             name: value
             for name, value in os.environ.items()
@@ -160,13 +185,6 @@ class LocalAirflow:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW_CONFIG": str(self.home / "airflow.cfg"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-            # SQLite under many task processes, the scheduler and the DAG processor: the database is in
-            # WAL mode (see _prepare), writers wait for a lock rather than fail with "database is
-            # locked", and the API server has enough pooled connections for every task's calls.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}?timeout=30",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "20",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "20",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
@@ -180,18 +198,21 @@ class LocalAirflow:
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            # Task processes wait up to 5 s for the API server by default; on a busy machine it answers
+            # later, the retried call finds its first attempt done ("already running") and the task fails.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "TMPDIR": str(self.home / "tmp"),
-            # `airflow standalone` starts its components as `airflow ...` from PATH: use this interpreter's.
+            # Components are started as `airflow ...` from PATH: use this interpreter's.
             "PATH": os.pathsep.join([bin_dir, inherited.get("PATH", os.defpath)]),
             "PYTHONUNBUFFERED": "1",
+            **self._settings(),
         }
         return {**inherited, **settings, **self._extra_env}
 
     def _prepare(self) -> None:
-        """Create the home, the DAGs folder of symlinks, the log and temporary folders, the database."""
+        """Create the home, the DAGs folder of symlinks, the log and temporary folders."""
         for folder in (self.home, self.dags_folder, self.logs_folder, self.home / "tmp"):
             folder.mkdir(parents=True, exist_ok=True)
-        self._create_database()
         for dag in self.dags:
             if not dag.is_file():
                 raise FileNotFoundError(f"DAG file {dag} does not exist")
@@ -202,75 +223,101 @@ class LocalAirflow:
                 link.unlink()
             link.symlink_to(dag)
 
-    def _create_database(self) -> None:
-        """
-        Create the SQLite metadata database in WAL mode (``airflow standalone`` migrates it).
-
-        In SQLite's default rollback-journal mode a reader blocks writers: with many task processes
-        reporting through the API server, writes queue behind reads until a component dies with
-        "database is locked". WAL lets reads and one writer proceed together; the mode is stored in
-        the database file.
-        """
-        import sqlite3
-
-        connection = sqlite3.connect(self.db_path)
-        try:
-            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        finally:
-            connection.close()
-        if mode != "wal":
-            raise DeploymentError(f"SQLite refused WAL mode ({mode})")
-
     # ------------------------------------------------------------------------- lifecycle
+
+    def _launch(self) -> None:
+        """Start the deployment's processes with :meth:`_spawn` (the health wait follows)."""
+        raise NotImplementedError
+
+    def _spawn(
+        self,
+        name: str,
+        command: Sequence[str],
+        env: dict[str, str] | None = None,
+        *,
+        service: bool = False,
+        stop_signal: signal.Signals = signal.SIGTERM,
+        **popen: Any,
+    ) -> Launched:
+        """
+        Start one process in its own session, its output appended to ``<home>/<name>.log``.
+
+        :param name: the process's name in messages and its output file's name.
+        :param command: the command line.
+        :param env: its environment (default: :attr:`env`).
+        :param service: stop it only once every Airflow process is gone (a database, a broker).
+        :param stop_signal: the signal that asks it to stop.
+        :param popen: more arguments for ``subprocess.Popen`` (``cwd``, ``user``, ``group``, ...).
+        """
+        output_path = self.home / f"{name}.log"
+        output = output_path.open("ab")
+        popen.setdefault("cwd", self.home)
+        try:
+            process = subprocess.Popen(
+                list(command),
+                env=self.env if env is None else env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop() signals the whole group
+                **popen,
+            )
+        except BaseException:
+            output.close()
+            raise
+        launched = Launched(name, process, output, output_path, service, stop_signal)
+        self._launched.append(launched)
+        log.info("Started %s (pid %s) in %s", name, process.pid, self.home)
+        return launched
+
+    def _check_running(self) -> None:
+        """Raise :class:`DeploymentError` with its output if a started process has exited."""
+        for launched in self._launched:
+            if launched.process.poll() is not None:
+                raise DeploymentError(
+                    f"{launched.name} exited with {launched.process.returncode}:\n"
+                    f"{self.output_tail(launched.name)}"
+                )
 
     @property
     def running(self) -> bool:
-        """Tell whether ``airflow standalone`` is running."""
-        return self._process is not None and self._process.poll() is None
+        """Tell whether every process the deployment started is running."""
+        return bool(self._launched) and all(launched.process.poll() is None for launched in self._launched)
 
     @property
-    def pid(self) -> int | None:
-        """Return the PID of ``airflow standalone`` (also its process group id), if started."""
-        return None if self._process is None else self._process.pid
+    def pids(self) -> dict[str, int]:
+        """Return the PID of each process started (also its process group id), by name."""
+        return {launched.name: launched.process.pid for launched in self._launched}
 
-    def start(self, timeout: float = 180.0, components: Sequence[str] = COMPONENTS) -> LocalAirflow:
+    def start(self, timeout: float = 180.0, components: Sequence[str] | None = None) -> Self:
         """
-        Start ``airflow standalone`` and wait until the API reports ``components`` healthy.
+        Start the deployment and wait until the API reports ``components`` healthy.
 
         :param timeout: seconds to wait for the database migration, the components and the API.
-        :param components: the health entries of ``GET /api/v2/monitor/health`` to wait for.
+        :param components: the health entries of ``GET /api/v2/monitor/health`` to wait for
+            (default: :attr:`components`).
         """
-        if self._process is not None:
+        if self._started:
             raise DeploymentError("this deployment was already started")
+        self._started = True
         import requests
 
-        self._prepare()
+        wanted = self.components if components is None else tuple(components)
         began = time.monotonic()
-        self._output = self.output_path.open("ab")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "standalone"],
-            cwd=self.home,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own session and process group: stop() signals the whole group
-        )
-        log.info("Started airflow standalone (pid %s) in %s, API %s", self._process.pid, self.home, self.url)
         deadline = began + timeout
         try:
+            self._prepare()
+            self._launch()
+            log.info("Waiting for the API at %s", self.url)
             health: dict[str, Any] = {}
             while True:
-                if self._process.poll() is not None:
-                    raise DeploymentError(
-                        f"airflow standalone exited with {self._process.returncode}:\n{self.output_tail()}"
-                    )
+                self._check_running()
                 try:
                     response = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5)
                     health = response.json() if response.ok else {}
                 except (requests.RequestException, ValueError):
                     health = {}
-                if health and self._healthy(health, components):
+                if health and self._healthy(health, wanted):
                     break
                 if time.monotonic() > deadline:
                     raise DeploymentError(
@@ -279,11 +326,15 @@ class LocalAirflow:
                     )
                 time.sleep(0.5)
             self._api = self._api_session()
+            self._ready(deadline)
         except BaseException:
             self.stop()
             raise
         log.info("Airflow healthy after %.1f s", time.monotonic() - began)
         return self
+
+    def _ready(self, deadline: float) -> None:
+        """Wait, until ``deadline`` (monotonic), for what the health endpoint does not report."""
 
     @staticmethod
     def _healthy(health: dict[str, Any], components: Iterable[str]) -> bool:
@@ -316,112 +367,133 @@ class LocalAirflow:
         """
         Stop every process of the deployment: SIGTERM, then SIGKILL after ``grace`` seconds.
 
-        Signals the process group of ``airflow standalone`` and every other process of the
-        deployment (descendants that made their own process group, as task runners do, and any
-        process running with this ``AIRFLOW_HOME``). Raises :class:`DeploymentError` if a process
-        survives SIGKILL.
+        First the Airflow processes: the process group of each one started, every descendant
+        (task runners make their own process groups) and any process running with this
+        ``AIRFLOW_HOME``; then the services (database, broker) the same way. Raises
+        :class:`DeploymentError` if a process survives SIGKILL. Then :meth:`_cleanup` runs.
 
         Calling it again does nothing.
 
-        :param grace: seconds between SIGTERM and SIGKILL.
+        :param grace: seconds between the stop signal and SIGKILL, for each of the two stages.
         """
-        process = self._process
         if self._api is not None:
             self._api.close()
             self._api = None
-        if process is None or self._stopped:
+        if not self._started or self._stopped:
             return
         began = time.monotonic()
-        targets = self.processes()
-        self._signal(process.pid, targets, signal.SIGTERM)
-        survivors = self._wait_gone(process, targets, grace)
-        if survivors:
-            log.warning(
-                "Airflow processes %s ignored SIGTERM for %.0f s; killing them",
-                sorted(p.pid for p in survivors),
-                grace,
-            )
-            self._signal(process.pid, survivors, signal.SIGKILL)
-            survivors = self._wait_gone(process, survivors + self.processes(), 10.0)
-        if self._output is not None:
-            self._output.close()
-            self._output = None
+        survivors: list[psutil.Process] = []
+        for services in (False, True):
+            stage = [launched for launched in self._launched if launched.service == services]
+            survivors += self._stop_stage(stage, grace, include_home=not services)
+        for launched in self._launched:
+            launched.output.close()
         self._stopped = True
         log.info("Airflow stopped in %.1f s", time.monotonic() - began)
         if survivors:
-            raise DeploymentError(f"Airflow processes survived SIGKILL: {sorted(p.pid for p in survivors)}")
+            raise DeploymentError(f"processes survived SIGKILL: {sorted(p.pid for p in survivors)}")
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        """Remove what must not outlive the deployment, once every process is gone."""
+
+    def _stop_stage(self, stage: list[Launched], grace: float, *, include_home: bool) -> list[psutil.Process]:
+        """Signal ``stage`` (and the processes with this home), wait, kill; return the survivors."""
+        if not stage:
+            return []
+        targets = self._members(stage, include_home=include_home)
+        _signal_stage(stage, targets, None)
+        survivors = self._wait_gone(stage, targets, grace, include_home=include_home)
+        if survivors:
+            log.warning(
+                "Processes %s ignored the stop signal for %.0f s; killing them",
+                sorted(p.pid for p in survivors),
+                grace,
+            )
+            _signal_stage(stage, survivors, signal.SIGKILL)
+            survivors = self._wait_gone(stage, survivors, 10.0, include_home=include_home)
+        return survivors
 
     def processes(self) -> list[psutil.Process]:
         """
         Return the live processes of this deployment.
 
-        They are the members of the process group of ``airflow standalone``, its descendants (task
-        runners make their own process groups) and any process whose ``AIRFLOW_HOME`` is this home;
-        once :meth:`stop` returned, the list is empty.
+        They are the processes started, the members of their process groups, their descendants
+        (task runners make their own process groups) and any process whose ``AIRFLOW_HOME`` is this
+        home; once :meth:`stop` returned, the list is empty.
         """
+        return self._members(self._launched, include_home=True)
+
+    def _members(self, launched: Sequence[Launched], *, include_home: bool) -> list[psutil.Process]:
+        """Return the live processes of ``launched``: groups, descendants, and this home's if asked."""
         import psutil  # type: ignore[import-untyped, unused-ignore]  # an Airflow dependency
 
         found: dict[int, psutil.Process] = {}
-        leader = self._process.pid if self._process is not None else None
-        if leader is not None and self._process is not None and self._process.poll() is None:
+        leaders = set()
+        for item in launched:
+            leaders.add(item.process.pid)
+            if item.process.poll() is not None:
+                continue
             try:
-                root = psutil.Process(leader)
+                root = psutil.Process(item.process.pid)
                 found[root.pid] = root
                 found.update((child.pid, child) for child in root.children(recursive=True))
             except psutil.NoSuchProcess:
-                pass
+                continue
         home = str(self.home)
         me = os.getpid()
         for proc in psutil.process_iter():
             if proc.pid == me or proc.pid in found:
                 continue
             try:
-                if (leader is not None and os.getpgid(proc.pid) == leader) or proc.environ().get(
-                    "AIRFLOW_HOME"
-                ) == home:
+                if os.getpgid(proc.pid) in leaders or (
+                    include_home and proc.environ().get("AIRFLOW_HOME") == home
+                ):
                     found[proc.pid] = proc
             except (psutil.Error, OSError):
                 continue
         return [proc for proc in found.values() if _alive(proc)]
 
-    @staticmethod
-    def _signal(leader: int, targets: Iterable[psutil.Process], sig: signal.Signals) -> None:
-        """Send ``sig`` to the process group ``leader`` and to each target outside it."""
-        import psutil  # type: ignore[import-untyped, unused-ignore]  # an Airflow dependency
-
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(leader, sig)
-        for proc in targets:
-            try:
-                if os.getpgid(proc.pid) != leader:
-                    proc.send_signal(sig)
-            except (psutil.Error, OSError):
-                continue
-
     def _wait_gone(
-        self, process: subprocess.Popen[bytes], targets: list[psutil.Process], timeout: float
+        self, stage: list[Launched], targets: list[psutil.Process], timeout: float, *, include_home: bool
     ) -> list[psutil.Process]:
-        """Reap ``airflow standalone`` and wait until every target and group member is gone."""
+        """Reap the started processes and wait until every target and group member is gone."""
         deadline = time.monotonic() + timeout
         while True:
-            process.poll()  # reap the leader (our child) so it does not linger as a zombie
+            for launched in stage:
+                launched.process.poll()  # reap our child so it does not linger as a zombie
             left = [proc for proc in targets if _alive(proc)]
-            if not left and process.returncode is not None and not _group_exists(process.pid):
+            if (
+                not left
+                and all(launched.process.returncode is not None for launched in stage)
+                and not any(_group_exists(launched.process.pid) for launched in stage)
+            ):
                 return []
             if time.monotonic() > deadline:
                 seen = {proc.pid for proc in left}
-                return left + [proc for proc in self.processes() if proc.pid not in seen]
+                more = self._members(stage, include_home=include_home)
+                return left + [proc for proc in more if proc.pid not in seen]
             time.sleep(0.2)
 
-    def output_tail(self, lines: int = _TAIL_LINES) -> str:
-        """Return the last ``lines`` lines of the output of ``airflow standalone``."""
-        try:
-            text = self.output_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no output)"
-        return "\n".join(text.splitlines()[-lines:])
+    def output_tail(self, name: str | None = None, lines: int = _TAIL_LINES) -> str:
+        """
+        Return the last ``lines`` lines of the output of one process started, or of each.
 
-    def __enter__(self) -> LocalAirflow:
+        :param name: the process's name (see :attr:`pids`); all of them, each under its name, if None.
+        :param lines: how many lines of each.
+        """
+        chosen = [launched for launched in self._launched if name is None or launched.name == name]
+        parts = []
+        for launched in chosen:
+            try:
+                text = launched.output_path.read_text(errors="replace")
+            except FileNotFoundError:
+                text = "(no output)"
+            tail = "\n".join(text.splitlines()[-lines:])
+            parts.append(tail if len(chosen) == 1 else f"--- {launched.name} ---\n{tail}")
+        return "\n".join(parts) or "(no output)"
+
+    def __enter__(self) -> Self:
         """Start the deployment."""
         return self.start()
 
@@ -436,13 +508,41 @@ class LocalAirflow:
 
     def __repr__(self) -> str:
         """Show where the deployment lives and whether it runs."""
-        state = f"running, pid {self.pid}" if self.running else "stopped"
+        state = "running" if self.running else "stopped"
         return f"{type(self).__name__}({str(self.home)!r}, {self.url}, {state})"
 
     # ------------------------------------------------------------------------------ DAGs
 
+    def read(self, path: str, **kwargs: Any) -> requests.Response:
+        """
+        Send a ``GET`` to the REST API and return the answer; raise :class:`DeploymentError` on an error.
+
+        A read that gets no answer is sent again, up to 4 times in all: an API server busy with many
+        tasks on a small machine may miss the timeout now and then.
+
+        :param path: the path (``/api/v2/...``).
+        :param kwargs: more arguments for ``requests`` (``params``, ``timeout``: 30 s by default).
+        """
+        import requests
+        import tenacity
+
+        kwargs.setdefault("timeout", 30)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(requests.RequestException),
+            stop=tenacity.stop_after_attempt(4),
+            wait=tenacity.wait_fixed(2),
+            before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        )
+        response: requests.Response = retrying(self.api.get, path, **kwargs)
+        if not response.ok:
+            raise DeploymentError(f"GET {path} answered {response.status_code}: {response.text}")
+        return response
+
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call the REST API and return the JSON answer; raise :class:`DeploymentError` on an error."""
+        """Call the REST API (a read with :meth:`read`) and return the JSON answer."""
+        if method == "GET":
+            return self.read(path, **kwargs).json()
         kwargs.setdefault("timeout", 30)
         response = self.api.request(method, path, **kwargs)
         if not response.ok:
@@ -461,16 +561,23 @@ class LocalAirflow:
         :param dag_id: the DAG id.
         :param timeout: seconds to wait.
         """
+        import requests
+
         deadline = time.monotonic() + timeout
         while True:
-            response = self.api.get(f"/api/v2/dags/{_segment(dag_id)}", timeout=30)
-            if response.ok:
-                return
-            # Airflow 3 names the file relative to its bundle (the DAGs folder); older ones absolutely.
-            ours = {dag.name for dag in self.dags}
-            errors = {name: trace for name, trace in self.import_errors().items() if Path(name).name in ours}
-            if errors:
-                raise DeploymentError(f"DAG {dag_id} is not loaded; import errors: {errors}")
+            try:
+                if self.api.get(f"/api/v2/dags/{_segment(dag_id)}", timeout=30).ok:
+                    return
+            except requests.RequestException as exc:
+                log.warning("No answer about DAG %s (%s); asking again", dag_id, type(exc).__name__)
+            else:
+                # Airflow 3 names the file relative to its bundle (the DAGs folder); older ones absolutely.
+                ours = {dag.name for dag in self.dags}
+                errors = {
+                    name: trace for name, trace in self.import_errors().items() if Path(name).name in ours
+                }
+                if errors:
+                    raise DeploymentError(f"DAG {dag_id} is not loaded; import errors: {errors}")
             if time.monotonic() > deadline:
                 raise DeploymentError(f"DAG {dag_id} was not parsed within {timeout:.0f} s")
             time.sleep(0.5)
@@ -504,6 +611,21 @@ class LocalAirflow:
         body = self._json("GET", path, params={"limit": 1000})
         instances: list[dict[str, Any]] = body["task_instances"]
         return instances
+
+    def xcom_value(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """
+        Return the value a task pushed to XCom (its return value by default), deserialised.
+
+        :param dag_id: the DAG id.
+        :param run_id: the run id.
+        :param task_id: the task id.
+        :param key: the XCom key.
+        """
+        path = (
+            f"/api/v2/dags/{_segment(dag_id)}/dagRuns/{_segment(run_id)}/taskInstances/"
+            f"{_segment(task_id)}/xcomEntries/{_segment(key)}"
+        )
+        return self._json("GET", path, params={"deserialize": "true"})["value"]
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
         """
@@ -572,12 +694,103 @@ class LocalAirflow:
         return logs
 
     def dump_database(self) -> str:
+        """Return every table and row of the metadata database as SQL text."""
+        raise NotImplementedError
+
+
+class LocalAirflow(AirflowDeployment):
+    """
+    Run ``airflow standalone`` in a private home: SQLite, LocalExecutor, all admins, a free port.
+
+    Nothing is written outside ``home``: the configuration is passed by environment variables, and
+    every Airflow process gets ``TMPDIR=<home>/tmp``. See :class:`AirflowDeployment` for the
+    environment, the lifecycle and the REST API helpers.
+
+    :param home: the Airflow home; created if missing. Holds ``airflow.db``, ``dags/``, ``logs/``,
+        ``tmp/`` and ``standalone.log``.
+    :param dags: DAG files to deploy; each is symlinked into ``<home>/dags``.
+    :param env: environment variables for every Airflow process (connections, variables, options);
+        they win over the settings made here.
+    :param port: the API server port (default: a free port on 127.0.0.1).
+    """
+
+    @property
+    def db_path(self) -> Path:
+        """Return the SQLite metadata database file."""
+        return self.home / "airflow.db"
+
+    @property
+    def output_path(self) -> Path:
+        """Return the file receiving the stdout and stderr of ``airflow standalone``."""
+        return self.home / "standalone.log"
+
+    @property
+    def pid(self) -> int | None:
+        """Return the PID of ``airflow standalone`` (also its process group id), if started."""
+        return self.pids.get("standalone")
+
+    def _settings(self) -> dict[str, str]:
+        return {
+            # SQLite under many task processes, the scheduler and the DAG processor: the database is in
+            # WAL mode (see _create_database), writers wait for a lock rather than fail with "database
+            # is locked", and the API server has enough pooled connections for every task's calls.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}?timeout=30",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "20",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "20",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        }
+
+    def _launch(self) -> None:
+        """Create the database and start ``airflow standalone`` (it migrates the database)."""
+        self._create_database()
+        self._spawn("standalone", [sys.executable, "-m", "airflow", "standalone"])
+
+    def _create_database(self) -> None:
+        """
+        Create the SQLite metadata database in WAL mode (``airflow standalone`` migrates it).
+
+        In SQLite's default rollback-journal mode a reader blocks writers: with many task processes
+        reporting through the API server, writes queue behind reads until a component dies with
+        "database is locked". WAL lets reads and one writer proceed together; the mode is stored in
+        the database file.
+        """
+        connection = sqlite3.connect(self.db_path)
+        try:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        finally:
+            connection.close()
+        if mode != "wal":
+            raise DeploymentError(f"SQLite refused WAL mode ({mode})")
+
+    def dump_database(self) -> str:
         """Return every table and row of the SQLite metadata database as SQL (``iterdump``)."""
         connection = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
         try:
             return "\n".join(connection.iterdump())
         finally:
             connection.close()
+
+
+def _signal_stage(
+    stage: Sequence[Launched], targets: Iterable[psutil.Process], sig: signal.Signals | None
+) -> None:
+    """
+    Send ``sig`` to the process group of each started process and to each target outside those groups.
+
+    :param sig: the signal; None sends each group its process's ``stop_signal`` and SIGTERM to the rest.
+    """
+    import psutil  # type: ignore[import-untyped, unused-ignore]  # an Airflow dependency
+
+    leaders = {launched.process.pid for launched in stage}
+    for launched in stage:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(launched.process.pid, sig or launched.stop_signal)
+    for proc in targets:
+        try:
+            if os.getpgid(proc.pid) not in leaders:
+                proc.send_signal(sig or signal.SIGTERM)
+        except (psutil.Error, OSError):
+            continue
 
 
 def _ti_name(ti: dict[str, Any]) -> str:

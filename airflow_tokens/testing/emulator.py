@@ -569,6 +569,8 @@ def _token_endpoint(state: EmulatorState, vendor: Vendor) -> Callable[[Request],
         )
         rejection = vendor.check(token_request)
         record = token_request.log_record(vendor.name, valid=rejection is None)
+        # Where the request came from: which process sent it (e.g. one hanging on a delay) can be found.
+        record["client"] = None if request.client is None else [request.client.host, request.client.port]
         fault = state.begin_token_request(vendor.name, record)
         if rejection is not None:
             status, headers, content = _serialize(rejection)
@@ -960,7 +962,7 @@ class EmulatorClient:
         return int(self.stats()["resource_requests"])
 
     def requests(self, vendor: str | None = None) -> list[dict[str, Any]]:
-        """Return the recorded token requests (method, path, headers, body, json, form)."""
+        """Return the recorded token requests (time, method, path, headers, body, json, form, client)."""
         result: list[dict[str, Any]] = self._call(
             "GET", "requests", params=None if vendor is None else {"vendor": vendor}
         )

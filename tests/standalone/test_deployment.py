@@ -32,6 +32,7 @@ import pytest
 from airflow_tokens.cache import VariableStore
 from airflow_tokens.testing import EmulatorServer
 from airflow_tokens.testing.deployment import LocalAirflow
+from tests.audit import api_answers, leaks, leaks_by_line, needles, peak_concurrency, task_spans
 
 pytestmark = [pytest.mark.standalone, pytest.mark.timeout(420)]
 
@@ -78,56 +79,21 @@ class Outcome:
     def peak_concurrency(self, run_id: str) -> int:
         """Return how many of the 17 token-getting tasks of a run were running at the same moment."""
         intervals = [self.task_intervals.get(run_id, {}).get(task) for task in [*GETTERS, "sirv_token"]]
-        spans = [span for span in intervals if span is not None]
-        return max((sum(start <= moment < end for start, end in spans) for moment, _ in spans), default=0)
+        return peak_concurrency(span for span in intervals if span is not None)
 
     def needles(self) -> dict[str, str]:
         """Return what must never appear in clear: the client secret, every token, every JWT signature."""
-        found = {"client secret": self.client_secret}
-        for number, token in enumerate(self.issued, 1):
-            found[f"token {number}"] = token
-            if token.count(".") == 2:
-                found[f"signature of token {number}"] = token.rsplit(".", 1)[1]
-        return found
-
-
-def leaks(text: str, needles: dict[str, str]) -> list[str]:
-    """Return the names of the needles found in ``text`` (also hex-encoded, as SQLite dumps blobs)."""
-    lowered = text.lower()
-    return [name for name, value in needles.items() if value in text or value.encode().hex() in lowered]
+        return needles([self.client_secret], self.issued)
 
 
 def _collect_api(airflow: LocalAirflow, outcome: Outcome) -> None:
     """Read every task's XCom entries and the Variables through the REST API, as a user could."""
-    api = airflow.api
+    outcome.api_answers = api_answers(airflow, {DAG_ID: outcome.run_ids})
     for run_id in outcome.run_ids:
-        base = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances"
-        for task_id in TASKS:
-            listing = api.get(f"{base}/{task_id}/xcomEntries", timeout=30)
-            listing.raise_for_status()
-            outcome.api_answers[f"xcom list {run_id} {task_id}"] = listing.text
-            for entry in listing.json()["xcom_entries"]:
-                key = entry["key"]
-                for params in ({}, {"deserialize": "true"}, {"stringify": "true"}):
-                    answer = api.get(f"{base}/{task_id}/xcomEntries/{key}", params=params, timeout=30)
-                    answer.raise_for_status()
-                    outcome.api_answers[f"xcom {run_id} {task_id} {key} {params}"] = answer.text
-                    if params or key != "return_value":
-                        continue
-                    if task_id == "consumer":
-                        outcome.consumer_results.append(answer.json()["value"])
-                    elif task_id == "sirv_token":
-                        outcome.envelopes.append(answer.json()["value"])
-    every = api.get("/api/v2/dags/~/dagRuns/~/taskInstances/~/xcomEntries", params={"limit": 1000})
-    every.raise_for_status()
-    outcome.api_answers["xcom list of every run"] = every.text
-    variables = api.get("/api/v2/variables", params={"limit": 1000}, timeout=30)
-    variables.raise_for_status()
-    outcome.api_answers["variables"] = variables.text
-    variable = api.get(f"/api/v2/variables/{VARIABLE_KEY}", timeout=30)
-    variable.raise_for_status()
-    outcome.api_answers["variable"] = variable.text
-    outcome.variable_answer = variable.json()
+        for task_id, values in (("consumer", outcome.consumer_results), ("sirv_token", outcome.envelopes)):
+            answer = outcome.api_answers[f"xcom {run_id} {task_id} return_value plain"]
+            values.append(json.loads(answer)["value"])
+    outcome.variable_answer = json.loads(outcome.api_answers[f"variable {VARIABLE_KEY}"])
 
 
 @pytest.fixture(scope="module")
@@ -170,14 +136,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
                 result.run_states[run_id] = airflow.wait_for_run(DAG_ID, run_id, timeout=150)
                 instances = airflow.task_instances(DAG_ID, run_id)
                 result.task_states[run_id] = {ti["task_id"]: ti["state"] for ti in instances}
-                result.task_intervals[run_id] = {
-                    ti["task_id"]: (
-                        datetime.fromisoformat(ti["start_date"]),
-                        datetime.fromisoformat(ti["end_date"]),
-                    )
-                    for ti in instances
-                    if ti["start_date"] and ti["end_date"]
-                }
+                result.task_intervals[run_id] = task_spans(instances)
                 mark = lap(f"run {number} ({result.run_states[run_id]})", mark)
                 peak = result.peak_concurrency(run_id)
                 print(f"[standalone] run {number}: up to {peak} of the 17 token-getting tasks at once")
@@ -291,7 +250,9 @@ def test_no_secret_or_token_in_any_log_file(outcome: Outcome) -> None:
 
 def test_no_secret_or_token_in_rest_api_answers(outcome: Outcome) -> None:
     needles = outcome.needles()
-    assert len([name for name in outcome.api_answers if name.startswith("xcom list ")]) == 2 * len(TASKS) + 1
+    assert {f"xcom list {run_id} 1" for run_id in outcome.run_ids} < set(outcome.api_answers)
+    values = [name for name in outcome.api_answers if name.endswith(" return_value plain")]
+    assert len(values) == 2 * len(TASKS)
     found = {name: what for name, text in outcome.api_answers.items() if (what := leaks(text, needles))}
     assert not found
 
@@ -299,10 +260,8 @@ def test_no_secret_or_token_in_rest_api_answers(outcome: Outcome) -> None:
 def test_no_secret_or_token_in_the_metadata_database(outcome: Outcome) -> None:
     assert "CREATE TABLE" in outcome.db_dump
     assert 'INSERT INTO "dag_run"' in outcome.db_dump
-    needles = outcome.needles()
     # Name the rows (table and first columns) that hold a secret, without printing the secret.
-    found = {line[:60]: what for line in outcome.db_dump.splitlines() if (what := leaks(line, needles))}
-    assert not found
+    assert not leaks_by_line(outcome.db_dump, outcome.needles())
 
 
 def test_token_is_stored_only_sealed_without_a_fernet_key(outcome: Outcome) -> None:

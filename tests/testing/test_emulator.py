@@ -541,6 +541,22 @@ def test_oauth2_scope_audience_and_extra_params(token_emulator: EmulatorServer) 
     assert record["json"] is None
 
 
+def test_request_log_names_the_client_address(token_emulator: EmulatorServer) -> None:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", token_emulator.port, timeout=5)
+    try:
+        connection.connect()
+        local_port = connection.sock.getsockname()[1]
+        body = json.dumps(good_request("sirv")["json"])
+        connection.request("POST", "/v2/token", body, {"Content-Type": "application/json"})
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+    (record,) = token_emulator.client.requests("sirv")
+    assert record["client"] == ["127.0.0.1", local_port]
+
+
 @pytest.mark.parametrize("auth", ["basic-form", "basic-raw", "post", "json"])
 def test_oauth2_special_characters(token_emulator: EmulatorServer, auth: str) -> None:
     token_emulator.client.add_credentials("oauth2", SPECIAL_ID, SPECIAL_SECRET)
