@@ -170,6 +170,15 @@ class ConnectionSettings:
                 raise self.error(name, f"{value!r} is not a number") from None
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if kind is dict and isinstance(value, str):  # a JSON object written as text
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise self.error(
+                    name, 'is not valid JSON; write a JSON object, like {"key": "value"}'
+                ) from None
+        if kind is dict and not isinstance(value, dict):
+            raise self.error(name, f"must be a JSON object, not {type(value).__name__}")
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise self.error(name, f"expected {kind.__name__}, got {type(value).__name__}")
         return value

@@ -10,7 +10,6 @@ decides. The defaults describe an OAuth2-style JSON endpoint.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -43,16 +42,7 @@ _MIN_SECRET_SEARCHED = 3
 
 def _json_object(settings: ConnectionSettings, name: str) -> dict[str, Any]:
     """Return extra ``name``: a JSON object, given as an object or as the text of one."""
-    value = settings.extra(name, object, {})
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise settings.error(
-                name, 'is not valid JSON; write a JSON object, like {"key": "value"}'
-            ) from None
-    if not isinstance(value, dict):
-        raise settings.error(name, f"must be a JSON object, not {type(value).__name__}")
+    value: dict[str, Any] = settings.extra(name, dict, {})
     return value
 
 
