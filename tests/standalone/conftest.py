@@ -3,8 +3,9 @@
 The deployment runs two DAGs, each against its own emulator so that their token counts stay apart:
 ``token_fanout`` (tests/dags) with ``sirv_default``, and the deferrable example ``deferrable_job_example``
 (dags_example) with ``sirv_jobs``. Each connection has a random client ID and secret, so finding one
-anywhere is a real leak. ``[core] fernet_key`` is empty: nothing relies on Airflow's encryption. A scenario that needs the deployment stopped (to audit what it left behind)
-stops it; a scenario that comes after that gets a new one.
+anywhere is a real leak. ``[core] fernet_key`` is empty: nothing relies on Airflow's encryption. A
+scenario that needs the deployment stopped (to audit what it left behind) stops it; a scenario that
+comes after that gets a new one.
 """
 
 from __future__ import annotations
