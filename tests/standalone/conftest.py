@@ -16,12 +16,13 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_tokens.testing import EmulatorServer
 from airflow_tokens.testing.deployment import LocalAirflow
+from tests.vendors import SIRV
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -46,9 +47,9 @@ class Credentials:
     def new(cls, prefix: str) -> Credentials:
         return cls(f"{prefix}-{secrets.token_hex(4)}", secrets.token_urlsafe(24))
 
-    def connection(self, url: str) -> dict[str, str]:
+    def connection(self, url: str) -> dict[str, Any]:
         """Return a Sirv connection to the emulator at ``url`` (as ``AIRFLOW_CONN_*`` JSON holds it)."""
-        return {"conn_type": "sirv", "host": url, "login": self.client_id, "password": self.client_secret}
+        return SIRV.conn(url, login=self.client_id, password=self.client_secret)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Deployment:
     #: Behind ``sirv_default`` (the fan-out scenario).
     emulator: EmulatorServer
     credentials: Credentials
-    connection: dict[str, str]
+    connection: dict[str, Any]
     #: Behind ``sirv_jobs`` (the deferrable job scenario).
     jobs_emulator: EmulatorServer
     jobs_credentials: Credentials
