@@ -84,7 +84,7 @@ class JobStatusTrigger(BaseTrigger):
                     state = job.get(self.status_field) if isinstance(job, dict) else None
                     if state in self.success or state in self.failure:
                         outcome = "success" if state in self.success else "failed"
-                        yield self._event(outcome, f"the job is {state}", job)
+                        yield self._event(outcome, f"the job's status is {state!r}", job)
                         return
                     self.log.debug("Job at %s is %s", self.status_url, state)
                     await asyncio.sleep(self.poll_interval)

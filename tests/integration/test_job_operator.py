@@ -79,7 +79,7 @@ def test_a_failed_job_fails_the_task(sirv_jobs: EmulatorServer) -> None:
     operator, trigger = _start({"fail": True, "polls": 1}, poll_interval=0.05)
     event = _fire(trigger)
     assert event["status"] == "failed"
-    with pytest.raises(AirflowException, match=r"jobs/job-1: the job is failed"):
+    with pytest.raises(AirflowException, match=r"jobs/job-1: the job's status is 'failed'"):
         operator.execute_complete({}, event)  # type: ignore[arg-type]
 
 
