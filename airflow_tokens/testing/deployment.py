@@ -106,8 +106,8 @@ class AirflowDeployment:
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
 
-    :param home: the Airflow home; created if missing. Holds ``dags/``, ``logs/``, ``tmp/``,
-        ``pycache/`` (the processes' bytecode) and the output of each process.
+    :param home: the Airflow home; created if missing. Holds ``dags/``, ``logs/``, ``tmp/`` and the
+        output of each process.
     :param dags: DAG files to deploy; each is symlinked into ``<home>/dags``.
     :param env: environment variables for every Airflow process (connections, variables, options);
         they win over the settings made here.
@@ -202,11 +202,6 @@ class AirflowDeployment:
             # later, the retried call finds its first attempt done ("already running") and the task fails.
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "TMPDIR": str(self.home / "tmp"),
-            # Bytecode, as an installed deployment has it, kept in the home and shared by every process:
-            # without it each process compiles Airflow from source, and the first import of a module in
-            # the triggerer (the GIL held while compiling) stalls its event loop.
-            "PYTHONDONTWRITEBYTECODE": "",
-            "PYTHONPYCACHEPREFIX": str(self.home / "pycache"),
             # Components are started as `airflow ...` from PATH: use this interpreter's.
             "PATH": os.pathsep.join([bin_dir, inherited.get("PATH", os.defpath)]),
             "PYTHONUNBUFFERED": "1",
@@ -712,7 +707,7 @@ class LocalAirflow(AirflowDeployment):
     environment, the lifecycle and the REST API helpers.
 
     :param home: the Airflow home; created if missing. Holds ``airflow.db``, ``dags/``, ``logs/``,
-        ``tmp/``, ``pycache/`` and ``standalone.log``.
+        ``tmp/``, ``pycache/`` (the processes' bytecode) and ``standalone.log``.
     :param dags: DAG files to deploy; each is symlinked into ``<home>/dags``.
     :param env: environment variables for every Airflow process (connections, variables, options);
         they win over the settings made here.
@@ -743,6 +738,11 @@ class LocalAirflow(AirflowDeployment):
             "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "20",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "20",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Bytecode, as an installed deployment has it, kept in the home and shared by every process:
+            # without it each process compiles Airflow from source, and the first import of a module in
+            # the triggerer (the GIL held while compiling) stalls its event loop.
+            "PYTHONDONTWRITEBYTECODE": "",
+            "PYTHONPYCACHEPREFIX": str(self.home / "pycache"),
         }
 
     def _launch(self) -> None:
