@@ -11,15 +11,40 @@ httpx's ``Auth.auth_flow``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
+import os
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import ssl
+
     from airflow_tokens.fetch import TokenRequest, Transport
 
 _T = TypeVar("_T")
+#: TLS contexts by ``verify`` setting: loading CA certificates takes tens of milliseconds, done once.
+_TLS_CONTEXTS: dict[bool | str, ssl.SSLContext] = {}
+#: What the async path imports on first use: the core's lazy imports (file lock, encryption, the async
+#: session), asgiref for blocking calls, httpx's network backend and what ``BaseHook.aget_connection``
+#: loads. :func:`prepare` imports them in a worker thread, where they cannot stall the event loop.
+_ASYNC_IMPORTS = (
+    "airflow_tokens.session",
+    "asgiref.sync",
+    "filelock",
+    "cryptography.exceptions",
+    "cryptography.hazmat.primitives.hashes",
+    "cryptography.hazmat.primitives.ciphers.aead",
+    "cryptography.hazmat.primitives.kdf.hkdf",
+    "anyio._backends._asyncio",
+    "anyio._core._sockets",
+    "anyio.streams.tls",
+    "airflow.sdk.definitions.connection",
+    "airflow.sdk.execution_time.cache",
+    "airflow.sdk.execution_time.supervisor",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,13 +161,46 @@ def run(flow: Flow[_T], transport: Transport | None = None) -> _T:
             error = exc
 
 
+def _load(verify: bool | str) -> ssl.SSLContext:
+    """Import what the async path needs and build the TLS context for ``verify`` (in a worker thread)."""
+    import ssl
+
+    import httpx
+
+    for name in _ASYNC_IMPORTS:
+        with contextlib.suppress(ImportError):  # a library that moved a module only costs a slower start
+            importlib.import_module(name)
+    if verify is True:
+        return httpx.create_ssl_context()  # certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR
+    path = str(verify)
+    return (
+        ssl.create_default_context(capath=path)
+        if os.path.isdir(path)
+        else ssl.create_default_context(cafile=path)
+    )
+
+
+async def prepare(verify: bool | str = True) -> ssl.SSLContext:
+    """
+    Return the TLS context for ``verify`` (True or a CA bundle path); the first call loads it off the loop.
+
+    Loading CA certificates (which every new httpx client would do) and importing modules take tens of
+    milliseconds, hundreds without bytecode: in the event loop's thread they would stall every coroutine.
+    The first call per ``verify`` does both in a worker thread; later calls return at once.
+    """
+    context = _TLS_CONTEXTS.get(verify)
+    if context is None:
+        context = _TLS_CONTEXTS[verify] = await asyncio.to_thread(_load, verify)
+    return context
+
+
 async def _asend(transport: Transport, request: TokenRequest) -> HttpResponse:
     import httpx
 
     connect, read = transport.timeout
     try:
         async with httpx.AsyncClient(
-            verify=transport.verify,
+            verify=await prepare(transport.verify),
             timeout=httpx.Timeout(read, connect=connect),
             follow_redirects=False,
         ) as client:

@@ -130,7 +130,13 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": "Airflow Tokens", "python-modules": modules}],
         "operators": [
-            {"integration-name": "Airflow Tokens", "python-modules": ["airflow_tokens.operators.token"]},
+            {
+                "integration-name": "Airflow Tokens",
+                "python-modules": ["airflow_tokens.operators.job", "airflow_tokens.operators.token"],
+            },
+        ],
+        "triggers": [
+            {"integration-name": "Airflow Tokens", "python-modules": ["airflow_tokens.triggers.job"]},
         ],
         "connection-types": CONNECTION_TYPES,
     }

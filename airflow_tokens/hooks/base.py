@@ -20,7 +20,7 @@ from airflow_tokens.cache import MEMORY, TokenCache, VariableStore, XComStore, i
 from airflow_tokens.exceptions import TokenConfigError, TokenError
 from airflow_tokens.extras import known_extras, unknown_extras
 from airflow_tokens.fetch import TokenRequest, Transport, fetch_flow
-from airflow_tokens.flow import arun, run
+from airflow_tokens.flow import arun, prepare, run
 from airflow_tokens.response import ResponseFields
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.sealing import EntrySeal
@@ -416,6 +416,7 @@ class TokenHook(BaseHook):
 
     async def _aprofile(self) -> _Profile:
         """Return :attr:`_profile`, reading the connection with ``aget_connection`` when needed."""
+        await prepare()  # once per process: what the async path imports, loaded off the event loop
         if self._resolved is None:
             profile = self._shared_profile(None, reuse_only=True)
             if profile is None:
@@ -647,12 +648,14 @@ class TokenHook(BaseHook):
 
     async def aget_conn(self) -> httpx.AsyncClient:
         """Return an httpx client for the vendor API that sends the token and renews it once on 401."""
+        profile = await self._aprofile()
+
         import httpx
 
         from airflow_tokens.session import AsyncTokenAuth
 
-        profile = await self._aprofile()
-        return httpx.AsyncClient(base_url=profile.base_url, auth=AsyncTokenAuth(self))
+        # TLS verified as get_conn() verifies it (default CAs), with the context built off the event loop.
+        return httpx.AsyncClient(base_url=profile.base_url, auth=AsyncTokenAuth(self), verify=await prepare())
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch a new token to check the connection; an unknown extra fails it; never shows the token."""

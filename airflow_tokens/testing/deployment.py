@@ -707,7 +707,7 @@ class LocalAirflow(AirflowDeployment):
     environment, the lifecycle and the REST API helpers.
 
     :param home: the Airflow home; created if missing. Holds ``airflow.db``, ``dags/``, ``logs/``,
-        ``tmp/`` and ``standalone.log``.
+        ``tmp/``, ``pycache/`` (the processes' bytecode) and ``standalone.log``.
     :param dags: DAG files to deploy; each is symlinked into ``<home>/dags``.
     :param env: environment variables for every Airflow process (connections, variables, options);
         they win over the settings made here.
@@ -738,6 +738,11 @@ class LocalAirflow(AirflowDeployment):
             "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "20",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "20",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Bytecode, as an installed deployment has it, kept in the home and shared by every process:
+            # without it each process compiles Airflow from source, and the first import of a module in
+            # the triggerer (the GIL held while compiling) stalls its event loop.
+            "PYTHONDONTWRITEBYTECODE": "",
+            "PYTHONPYCACHEPREFIX": str(self.home / "pycache"),
         }
 
     def _launch(self) -> None:

@@ -3,8 +3,8 @@
 - :class:`EmulatorState` keeps counts, the request log, fault queues, issued tokens, extra
   credentials and per-vendor configuration, behind one lock.
 - :func:`create_app` builds the FastAPI app: one token route per vendor (from
-  :data:`airflow_tokens.testing._vendors.VENDOR_TABLE`), two protected resources and the admin
-  API under ``/_emulator/``.
+  :data:`airflow_tokens.testing._vendors.VENDOR_TABLE`), two protected resources, a small job API
+  (``POST /jobs``, ``GET /jobs/{id}``, bearer token required) and the admin API under ``/_emulator/``.
 - :class:`EmulatorServer` runs the app with uvicorn in a daemon thread on a free local port.
 - :class:`EmulatorClient` drives a running emulator through the admin API; :class:`Fault` builds
   the faults it injects.
@@ -67,6 +67,8 @@ _INVALID_TOKEN_BODY: Final = {
     "message": "Invalid or expired token",
 }
 _UVICORN_INCOMPLETE_MESSAGE: Final = "ASGI callable returned without completing response."
+#: A job reports ``running`` to this many status reads, unless its ``POST /jobs`` body says otherwise.
+DEFAULT_JOB_POLLS: Final = 3
 
 
 class EmulatorError(RuntimeError):
@@ -229,6 +231,57 @@ class _IssuedToken:
     expires_at: float
 
 
+@dataclasses.dataclass
+class _Job:
+    """A job started through ``POST /jobs``: running until enough status reads or seconds, then done."""
+
+    job_id: str
+    payload: dict[str, Any]
+    polls: int
+    seconds: float | None
+    fail: bool
+    started: float
+    reads: int = 0
+
+    def read(self, held: bool) -> dict[str, Any]:
+        """Count one status read and return the job as ``GET /jobs/{id}`` shows it (running while held)."""
+        self.reads += 1
+        over = not held and (
+            self.reads >= self.polls
+            or (self.seconds is not None and time.monotonic() - self.started >= self.seconds)
+        )
+        status = ("failed" if self.fail else "succeeded") if over else "running"
+        answer: dict[str, Any] = {"id": self.job_id, "status": status, "polls": self.reads}
+        if status == "succeeded":
+            answer["result"] = {"payload": self.payload}
+        elif status == "failed":
+            answer["error"] = "The job failed"
+        return answer
+
+
+def _check_polls(polls: Any) -> int:
+    if isinstance(polls, bool) or not isinstance(polls, int) or polls < 1:
+        raise ValueError(f"'polls' must be a positive integer, got {polls!r}")
+    return polls
+
+
+def _read_job_body(body: Any, default_polls: int) -> tuple[dict[str, Any], int, float | None, bool]:
+    """Read a ``POST /jobs`` body: the payload and the knobs ``polls``, ``seconds`` and ``fail``."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    payload = dict(body)
+    polls = _check_polls(payload.pop("polls", default_polls))
+    seconds = payload.pop("seconds", None)
+    fail = payload.pop("fail", False)
+    if seconds is not None and (
+        isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf
+    ):
+        raise ValueError(f"'seconds' must be a non-negative number, got {seconds!r}")
+    if not isinstance(fail, bool):
+        raise ValueError(f"'fail' must be a boolean, got {fail!r}")
+    return payload, polls, None if seconds is None else float(seconds), fail
+
+
 def _vendor(name: str) -> Vendor:
     """Return the vendor called ``name`` or raise :class:`ValueError`."""
     try:
@@ -264,7 +317,7 @@ class EmulatorState:
     """Hold everything the emulator remembers; every method is thread-safe.
 
     The defaults after construction or :meth:`reset`: no requests counted or logged, no faults
-    queued, no tokens issued, each vendor accepting only
+    queued, no tokens issued, no jobs, each vendor accepting only
     (:data:`~airflow_tokens.testing.EMULATOR_CLIENT_ID`,
     :data:`~airflow_tokens.testing.EMULATOR_CLIENT_SECRET`) with its documented behaviour.
     """
@@ -280,11 +333,19 @@ class EmulatorState:
         self._issued: list[str] = []
         self._credentials: dict[str, set[tuple[str, str]]] = {}
         self._config: dict[str, VendorConfig] = {}
+        self._jobs: dict[str, _Job] = {}
+        self._job_requests: dict[str, int] = {}
+        self._job_polls = DEFAULT_JOB_POLLS
+        self._jobs_held = False
         self.reset()
 
     def reset(self) -> None:
-        """Forget counts, the request log, faults, issued tokens, extra credentials and config."""
+        """Forget counts, the request log, faults, issued tokens, extra credentials, config and jobs."""
         with self._lock:
+            self._jobs.clear()
+            self._job_requests = {"start": 0, "status": 0}
+            self._job_polls = DEFAULT_JOB_POLLS
+            self._jobs_held = False
             self._token_requests = dict.fromkeys(VENDORS, 0)
             self._invalid_requests = dict.fromkeys(VENDORS, 0)
             self._resource_requests = 0
@@ -348,6 +409,47 @@ class EmulatorState:
             return None
         return issued.vendor
 
+    # -- jobs
+
+    def count_job_request(self, kind: str) -> None:
+        """Count one request to the job API (``start`` or ``status``), accepted or not."""
+        with self._lock:
+            self._job_requests[kind] += 1
+
+    def configure_jobs(self, *, polls: int | None = None, hold: bool | None = None) -> dict[str, Any]:
+        """Set the status reads a new job needs by default, and whether every job stays running (held)."""
+        if hold is not None and not isinstance(hold, bool):
+            raise ValueError(f"'hold' must be a boolean, got {hold!r}")
+        with self._lock:
+            if polls is not None:
+                self._job_polls = _check_polls(polls)
+            if hold is not None:
+                self._jobs_held = hold
+            return {"polls": self._job_polls, "hold": self._jobs_held}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Return every job: its id, payload and how many status reads it had."""
+        with self._lock:
+            return [
+                {"id": job.job_id, "payload": job.payload, "polls": job.reads} for job in self._jobs.values()
+            ]
+
+    def start_job(self, body: Any) -> dict[str, Any]:
+        """Start a job from a ``POST /jobs`` body; raise :class:`ValueError` on a bad body."""
+        with self._lock:
+            default_polls = self._job_polls
+        payload, polls, seconds, fail = _read_job_body(body, default_polls)
+        with self._lock:
+            job_id = f"job-{len(self._jobs) + 1}"
+            self._jobs[job_id] = _Job(job_id, payload, polls, seconds, fail, time.monotonic())
+        return {"id": job_id, "status": "running"}
+
+    def read_job(self, job_id: str) -> dict[str, Any] | None:
+        """Count a status read of ``job_id`` and return its state, or ``None`` for an unknown job."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else job.read(self._jobs_held)
+
     def revoke(self, vendor: str | None = None) -> int:
         """Invalidate every issued token (of one vendor, if given); return how many."""
         with self._lock:
@@ -370,6 +472,8 @@ class EmulatorState:
                 "token_requests": dict(self._token_requests),
                 "invalid_requests": dict(self._invalid_requests),
                 "resource_requests": self._resource_requests,
+                "job_requests": dict(self._job_requests),
+                "jobs_started": len(self._jobs),
                 "faults_pending": {name: len(queue) for name, queue in self._faults.items()},
                 "tokens_issued": len(self._tokens),
             }
@@ -598,22 +702,60 @@ def _bearer_token(authorization: str) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+def _issuer(state: EmulatorState, request: Request) -> str | None:
+    """Return the vendor that issued the request's valid bearer token, or ``None``."""
+    token = _bearer_token(request.headers.get("authorization", ""))
+    return state.token_vendor(token) if token else None
+
+
+def _refused() -> Response:
+    """Answer 401 to a request without a valid bearer token."""
+    return JSONResponse(
+        _INVALID_TOKEN_BODY, status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
+
+
 def _resource_endpoint(state: EmulatorState, vendor: str | None) -> Callable[[Request], Awaitable[Response]]:
     """Build a protected resource accepting tokens issued by ``vendor`` (any vendor if ``None``)."""
 
     async def endpoint(request: Request) -> Response:
         state.record_resource_request()
-        token = _bearer_token(request.headers.get("authorization", ""))
-        issuer = state.token_vendor(token) if token else None
+        issuer = _issuer(state, request)
         if issuer is None or (vendor is not None and issuer != vendor):
-            return JSONResponse(
-                _INVALID_TOKEN_BODY,
-                status_code=401,
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
+            return _refused()
         return JSONResponse({"ok": True, "vendor": issuer})
 
     return endpoint
+
+
+def _job_routes(app: FastAPI, state: EmulatorState) -> None:
+    """Register the job API: start a job, read its status (a token of any vendor is accepted)."""
+
+    @app.post("/jobs", status_code=201, tags=["jobs"], response_model=None)
+    async def start_job(request: Request) -> dict[str, Any] | Response:
+        """Start a job; the JSON body is its payload, with ``polls``, ``seconds`` and ``fail`` as knobs.
+
+        The job reports ``running`` until its ``polls``-th status read (default 3) or until ``seconds``
+        have passed, then ``succeeded`` (``failed`` with ``"fail": true``).
+        """
+        state.count_job_request("start")
+        if _issuer(state, request) is None:
+            return _refused()
+        try:
+            return state.start_job(await _json_object(request))
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    @app.get("/jobs/{job_id}", tags=["jobs"], response_model=None)
+    async def read_job(job_id: str, request: Request) -> dict[str, Any] | Response:
+        """Return the job's ``status`` (``running``, ``succeeded``, ``failed``) and its result."""
+        state.count_job_request("status")
+        if _issuer(state, request) is None:
+            return _refused()
+        job = state.read_job(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return job
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -716,6 +858,23 @@ def _admin_routes(app: FastAPI, state: EmulatorState) -> None:
         except ValueError as exc:
             raise bad_request(exc) from None
 
+    @app.post(f"{ADMIN_PREFIX}/jobs")
+    async def configure_jobs(request: Request) -> dict[str, Any]:
+        """Configure the job API: ``{"polls": n, "hold": bool}`` (both optional); return the settings."""
+        payload = await _json_object(request)
+        unknown = sorted(set(payload) - {"polls", "hold"})
+        if unknown:
+            raise HTTPException(400, f"unknown job settings {unknown}; allowed: ['hold', 'polls']")
+        try:
+            return state.configure_jobs(**payload)
+        except ValueError as exc:
+            raise bad_request(exc) from None
+
+    @app.get(f"{ADMIN_PREFIX}/jobs")
+    async def list_jobs() -> list[dict[str, Any]]:
+        """Return every job with its payload and the number of status reads it had."""
+        return state.jobs()
+
     @app.post(f"{ADMIN_PREFIX}/revoke")
     async def revoke(request: Request) -> dict[str, Any]:
         """Invalidate every issued token (or only one vendor's, with ``{"vendor": name}``)."""
@@ -747,6 +906,7 @@ def create_app(state: EmulatorState | None = None) -> FastAPI:
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         tags=["resources"],
     )
+    _job_routes(app, state)
     _admin_routes(app, state)
     return app
 
@@ -960,6 +1120,22 @@ class EmulatorClient:
     def resource_requests(self) -> int:
         """Return how many protected resource requests were received."""
         return int(self.stats()["resource_requests"])
+
+    def job_requests(self) -> dict[str, int]:
+        """Return how many job API requests were received: ``{"start": n, "status": n}``."""
+        result: dict[str, int] = self.stats()["job_requests"]
+        return result
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """Return every job started: ``{"id", "payload", "polls"}`` (status reads so far)."""
+        result: list[dict[str, Any]] = self._call("GET", "jobs")
+        return result
+
+    def configure_jobs(self, *, polls: int | None = None, hold: bool | None = None) -> dict[str, Any]:
+        """Set the status reads a new job needs by default (3), and whether every job stays running."""
+        body = {name: value for name, value in (("polls", polls), ("hold", hold)) if value is not None}
+        result: dict[str, Any] = self._call("POST", "jobs", body=body)
+        return result
 
     def requests(self, vendor: str | None = None) -> list[dict[str, Any]]:
         """Return the recorded token requests (time, method, path, headers, body, json, form, client)."""

@@ -92,6 +92,11 @@ def test_cli_lists_hooks_widgets_and_behaviours() -> None:
         assert conn_type in behaviours
 
 
+def test_cli_lists_the_trigger_module() -> None:
+    rows = [row for row in airflow_cli("providers", "triggers") if row["package_name"] == "airflow-tokens"]
+    assert [row["class"] for row in rows] == ["airflow_tokens.triggers.job"]
+
+
 @pytest.fixture(scope="module")
 def hook_meta(airflow_db: object) -> dict[str, Any]:
     from airflow.api_fastapi.app import create_app

@@ -1,9 +1,11 @@
 """A real deployment: ``airflow standalone`` (LocalExecutor, SQLite) runs the fan-out DAG twice.
 
-One module-scoped deployment, one emulator in this process (the task processes reach it over
-loopback), the connection given by ``AIRFLOW_CONN_SIRV_DEFAULT`` in the deployment's environment,
-and ``[core] fernet_key`` empty, as Airflow's docker-compose quick start sets it: Variables are then
-stored in clear, so only the package's own sealing keeps the token out of the database.
+The deployment is shared with the folder's other scenarios (see ``conftest.py``), which run first;
+this module stops it and audits everything left behind, theirs included. One emulator in this process
+(the task processes reach it over loopback), the connection given by ``AIRFLOW_CONN_SIRV_DEFAULT`` in
+the deployment's environment, and ``[core] fernet_key`` empty, as Airflow's docker-compose quick
+start sets it: Variables are then stored in clear, so only the package's own sealing keeps the token
+out of the database.
 The DAG ``token_fanout`` runs twice, the second run triggered after the first succeeded: 16
 parallel tasks and a FetchTokenOperator start on an empty cache in their own processes, then a
 second run is served by the Variable. The fixture gathers everything (states, emulator counts,
@@ -17,27 +19,25 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import sqlite3
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_tokens.cache import VariableStore
-from airflow_tokens.testing import EmulatorServer
 from airflow_tokens.testing.deployment import LocalAirflow
 from tests.audit import api_answers, leaks, leaks_by_line, needles, peak_concurrency, task_spans
 
+if TYPE_CHECKING:
+    from tests.standalone.conftest import Deployments
+
 pytestmark = [pytest.mark.standalone, pytest.mark.timeout(420)]
 
-REPO = Path(__file__).resolve().parents[2]
-DAG_FILE = REPO / "tests" / "dags" / "standalone_fanout.py"
 DAG_ID = "token_fanout"
 GETTERS = [f"get_token_{n}" for n in range(1, 17)]
 TASKS = [*GETTERS, "sirv_token", "consumer"]
@@ -71,6 +71,9 @@ class Outcome:
     pgid: int = 0
     leftover: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: The secrets of the other scenarios run on the same deployment, audited here too.
+    other_secrets: list[str] = field(default_factory=list)
+    other_issued: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         """Keep pytest's failure reports short (and free of the credentials)."""
@@ -83,7 +86,7 @@ class Outcome:
 
     def needles(self) -> dict[str, str]:
         """Return what must never appear in clear: the client secret, every token, every JWT signature."""
-        return needles([self.client_secret], self.issued)
+        return needles([self.client_secret, *self.other_secrets], [*self.issued, *self.other_issued])
 
 
 def _collect_api(airflow: LocalAirflow, outcome: Outcome) -> None:
@@ -97,13 +100,15 @@ def _collect_api(airflow: LocalAirflow, outcome: Outcome) -> None:
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
-    """Deploy, run the DAG twice, gather the evidence and stop every process."""
+def outcome(deployments: Deployments) -> Outcome:
+    """Run the DAG twice on the shared deployment, gather the evidence, stop every process."""
     began = time.monotonic()
-    home = tmp_path_factory.mktemp("standalone")
-    client_id, client_secret = f"fanout-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
-    result = Outcome(client_secret=client_secret)
+    shared = deployments.running()
+    airflow, emulator = shared.airflow, shared.emulator
+    home = airflow.home
+    result = Outcome(client_secret=shared.credentials.client_secret, connection=shared.connection)
     timings = result.timings
+    timings["start (db migrate, scheduler, dag processor, triggerer, API)"] = shared.start_seconds
 
     def lap(name: str, since: float) -> float:
         now = time.monotonic()
@@ -111,46 +116,35 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
         print(f"[standalone] {name}: {timings[name]:.1f} s", flush=True)
         return now
 
-    with EmulatorServer() as emulator:
-        # A random pair, so finding it anywhere is a real leak and not a constant someone wrote down.
-        emulator.client.add_credentials("sirv", client_id, client_secret)
-        connection = {
-            "conn_type": "sirv",
-            "host": emulator.url,
-            "login": client_id,
-            "password": client_secret,
-        }
-        result.connection = connection
-        env = {"AIRFLOW_CONN_SIRV_DEFAULT": json.dumps(connection), "AIRFLOW__CORE__FERNET_KEY": ""}
-        airflow = LocalAirflow(home, [DAG_FILE], env=env)
-        try:
-            mark = time.monotonic()
-            airflow.start(timeout=180)
-            result.pgid = airflow.pid or 0
-            mark = lap("start (db migrate, scheduler, dag processor, triggerer, API)", mark)
-            airflow.wait_for_dag(DAG_ID)
-            mark = lap("DAG parsed", mark)
-            for number in (1, 2):
-                run_id = airflow.trigger(DAG_ID)
-                result.run_ids.append(run_id)
-                result.run_states[run_id] = airflow.wait_for_run(DAG_ID, run_id, timeout=150)
-                instances = airflow.task_instances(DAG_ID, run_id)
-                result.task_states[run_id] = {ti["task_id"]: ti["state"] for ti in instances}
-                result.task_intervals[run_id] = task_spans(instances)
-                mark = lap(f"run {number} ({result.run_states[run_id]})", mark)
-                peak = result.peak_concurrency(run_id)
-                print(f"[standalone] run {number}: up to {peak} of the 17 token-getting tasks at once")
-                if result.run_states[run_id] != "success":
-                    break
-            for run_id in result.run_ids:
-                result.task_logs[run_id] = airflow.task_logs(DAG_ID, run_id)
-            _collect_api(airflow, result)
-            mark = lap("REST API reads", mark)
-        finally:
-            airflow.stop()
-            mark = lap("stop", mark)
-        result.token_requests = emulator.client.token_requests("sirv")
-        result.issued = emulator.client.issued_tokens()
+    result.pgid = airflow.pid or 0
+    mark = time.monotonic()
+    try:
+        airflow.wait_for_dag(DAG_ID)
+        mark = lap("DAG parsed", mark)
+        for number in (1, 2):
+            run_id = airflow.trigger(DAG_ID)
+            result.run_ids.append(run_id)
+            result.run_states[run_id] = airflow.wait_for_run(DAG_ID, run_id, timeout=150)
+            instances = airflow.task_instances(DAG_ID, run_id)
+            result.task_states[run_id] = {ti["task_id"]: ti["state"] for ti in instances}
+            result.task_intervals[run_id] = task_spans(instances)
+            mark = lap(f"run {number} ({result.run_states[run_id]})", mark)
+            peak = result.peak_concurrency(run_id)
+            print(f"[standalone] run {number}: up to {peak} of the 17 token-getting tasks at once")
+            if result.run_states[run_id] != "success":
+                break
+        for run_id in result.run_ids:
+            result.task_logs[run_id] = airflow.task_logs(DAG_ID, run_id)
+        _collect_api(airflow, result)
+        mark = lap("REST API reads", mark)
+    finally:
+        airflow.stop()  # the other scenarios of the shared deployment ran before this module
+        mark = lap("stop", mark)
+    result.token_requests = emulator.client.token_requests("sirv")
+    result.issued = emulator.client.issued_tokens()
+    # The deferrable scenario's secrets, too: its logs, XComs and Variables are audited below.
+    result.other_secrets = [shared.jobs_credentials.client_secret]
+    result.other_issued = shared.jobs_emulator.client.issued_tokens()
     result.leftover = [proc.pid for proc in airflow.processes()]
     result.log_files = {
         str(path.relative_to(home)): path.read_text(errors="replace")

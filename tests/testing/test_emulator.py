@@ -168,7 +168,9 @@ def test_fixture_dirties_state(token_emulator: EmulatorServer) -> None:
     token_emulator.client.inject("sirv", Fault.status(500))
     token_emulator.client.add_credentials("sirv", "other", "pair")
     token_emulator.client.configure("manis", expires_at_unit="s")
-    assert get_token(token_emulator, "oauth2")
+    token = get_token(token_emulator, "oauth2")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert requests.post(token_emulator.url + "/jobs", json={}, headers=headers, timeout=5).status_code == 201
 
 
 def test_fixture_resets_state(token_emulator: EmulatorServer) -> None:
@@ -178,6 +180,8 @@ def test_fixture_resets_state(token_emulator: EmulatorServer) -> None:
     assert stats["resource_requests"] == 0
     assert stats["faults_pending"] == dict.fromkeys(VENDORS, 0)
     assert stats["tokens_issued"] == 0
+    assert stats["job_requests"] == {"start": 0, "status": 0}
+    assert stats["jobs_started"] == 0
     assert token_emulator.client.requests() == []
     assert token_emulator.client.config("manis")["expires_at_unit"] == "ms"
     assert post(token_emulator, "sirv", json={"clientId": "other", "clientSecret": "pair"}).status_code == 401
@@ -1030,6 +1034,96 @@ def test_protected_rejects_revoked_and_expired(token_emulator: EmulatorServer) -
     stats = token_emulator.client.stats()
     assert stats["resource_requests"] == 3
     assert stats["token_requests"]["podero"] == 2
+
+
+# ------------------------------------------------------------------------------------- jobs
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_job_runs_until_its_polls_then_succeeds(token_emulator: EmulatorServer) -> None:
+    token = get_token(token_emulator, "podero")
+    started = requests.post(
+        token_emulator.url + "/jobs", json={"report": "sales"}, headers=bearer(token), timeout=5
+    )
+    assert started.status_code == 201
+    job = started.json()
+    assert job["status"] == "running"
+    url = f"{token_emulator.url}/jobs/{job['id']}"
+    answers = [requests.get(url, headers=bearer(token), timeout=5).json() for _ in range(3)]
+    assert [a["status"] for a in answers] == ["running", "running", "succeeded"]
+    assert answers[-1]["result"] == {"payload": {"report": "sales"}}
+    assert token_emulator.client.job_requests() == {"start": 1, "status": 3}
+    assert token_emulator.client.stats()["jobs_started"] == 1
+
+
+def test_job_knobs_polls_seconds_and_fail(token_emulator: EmulatorServer) -> None:
+    headers = bearer(get_token(token_emulator, "sirv"))
+
+    def start(body: dict[str, Any]) -> str:
+        response = requests.post(token_emulator.url + "/jobs", json=body, headers=headers, timeout=5)
+        assert response.status_code == 201, response.text
+        return f"{token_emulator.url}/jobs/{response.json()['id']}"
+
+    assert requests.get(start({"polls": 1}), headers=headers, timeout=5).json()["status"] == "succeeded"
+    timed = start({"polls": 1000, "seconds": 0.2})
+    assert requests.get(timed, headers=headers, timeout=5).json()["status"] == "running"
+    time.sleep(0.25)
+    assert requests.get(timed, headers=headers, timeout=5).json()["status"] == "succeeded"
+    failed = requests.get(start({"polls": 1, "fail": True}), headers=headers, timeout=5).json()
+    assert failed["status"] == "failed"
+    assert failed["error"] == "The job failed"
+
+
+def test_held_jobs_stay_running_and_the_default_polls_apply(token_emulator: EmulatorServer) -> None:
+    client = token_emulator.client
+    assert client.configure_jobs(polls=1, hold=True) == {"polls": 1, "hold": True}
+    headers = bearer(get_token(token_emulator, "sirv"))
+    job = requests.post(token_emulator.url + "/jobs", json={"report": "x"}, headers=headers, timeout=5).json()
+    url = f"{token_emulator.url}/jobs/{job['id']}"
+    reads = [requests.get(url, headers=headers, timeout=5).json()["status"] for _ in range(2)]
+    assert reads == ["running", "running"]
+    assert client.jobs() == [{"id": job["id"], "payload": {"report": "x"}, "polls": 2}]
+    assert client.configure_jobs(hold=False) == {"polls": 1, "hold": False}
+    assert requests.get(url, headers=headers, timeout=5).json()["status"] == "succeeded"
+    with pytest.raises(EmulatorError, match="'polls' must be a positive integer"):
+        client.configure_jobs(polls=0)
+    with pytest.raises(EmulatorError, match="unknown job settings"):
+        client._call("POST", "jobs", body={"speed": 2})
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ([1], "JSON object"),
+        ({"polls": 0}, "'polls'"),
+        ({"seconds": "x"}, "'seconds'"),
+        ({"fail": 1}, "'fail'"),
+    ],
+)
+def test_job_bad_body_is_400(token_emulator: EmulatorServer, body: Any, match: str) -> None:
+    headers = bearer(get_token(token_emulator, "sirv"))
+    response = requests.post(token_emulator.url + "/jobs", json=body, headers=headers, timeout=5)
+    assert response.status_code == 400
+    assert match in response.json()["detail"]
+
+
+def test_job_api_needs_a_valid_bearer_token(token_emulator: EmulatorServer) -> None:
+    token = get_token(token_emulator, "manis")
+    job = requests.post(token_emulator.url + "/jobs", json={}, headers=bearer(token), timeout=5).json()
+    url = f"{token_emulator.url}/jobs/{job['id']}"
+    assert requests.post(token_emulator.url + "/jobs", json={}, timeout=5).status_code == 401
+    assert requests.get(url, headers=bearer("unknown-token"), timeout=5).status_code == 401
+    token_emulator.client.revoke()
+    refused = requests.get(url, headers=bearer(token), timeout=5)
+    assert refused.status_code == 401
+    assert refused.json()["message"] == "Invalid or expired token"
+    fresh = bearer(get_token(token_emulator, "manis"))
+    assert requests.get(f"{token_emulator.url}/jobs/job-99", headers=fresh, timeout=5).status_code == 404
+    assert token_emulator.client.job_requests() == {"start": 2, "status": 3}
+    assert token_emulator.client.stats()["jobs_started"] == 1
 
 
 # ------------------------------------------------------------------------- stats, log, admin
