@@ -62,13 +62,24 @@ lint: $(STAMP)
 pytest: $(STAMP) $(CHROMIUM) services
 	$(BIN)/python -m pytest
 
-## pytest-floor: on the lowest supported Airflow, the unit, emulator and integration tests, one
-## example DAG's dag.test() and the provider registration (the integration modules that only add
-## more dag.test() runs are left to `pytest`)
+# Left out on the floor, and why:
+# - modules whose tests mostly add dag.test() runs, each task of which costs seconds on Airflow 3.2
+#   (it builds its task Execution API anew for every task): test_operating.py alone (two runs of a
+#   four-task DAG before the status and clear commands) would double the floor's time; -k below keeps
+#   one of the four example DAG runs;
+# - the metrics tests: airflow_tokens.metrics sends through the module-level functions of
+#   airflow.sdk.observability.stats (incr, timing, initialize), which Airflow 3.3 added; on 3.2
+#   metrics are turned off with a warning at the first one.
+FLOOR_DESELECT := \
+	--deselect tests/integration/test_dag_variable_cache.py \
+	--deselect tests/integration/test_xcom_cache.py \
+	--deselect tests/integration/test_operating.py \
+	--deselect tests/unit/test_metrics.py
+
+## pytest-floor: on the lowest supported Airflow, the unit, emulator and integration tests, with
+## one example DAG's dag.test() and the provider registration
 pytest-floor: $(FLOOR_STAMP)
-	$(FLOOR_VENV)/bin/python -m pytest tests/unit tests/testing tests/integration \
-		--deselect tests/integration/test_dag_variable_cache.py \
-		--deselect tests/integration/test_xcom_cache.py \
+	$(FLOOR_VENV)/bin/python -m pytest tests/unit tests/testing tests/integration $(FLOOR_DESELECT) \
 		-k "not test_example_dag_runs_with_one_token_request or podero_token_example"
 
 ## reliability: run the fault matrix and regenerate docs/reliability.md
