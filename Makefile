@@ -65,7 +65,8 @@ pytest: $(STAMP) $(CHROMIUM) services
 # Left out on the floor, and why:
 # - modules whose tests mostly add dag.test() runs, each task of which costs seconds on Airflow 3.2
 #   (it builds its task Execution API anew for every task): test_operating.py alone (two runs of a
-#   four-task DAG before the status and clear commands) would double the floor's time; -k below keeps
+#   four-task DAG before the status and clear commands) would double the floor's time, and
+#   test_job_operator.py runs deferred tasks under dag.test(); -k below keeps
 #   one of the four example DAG runs;
 # - the metrics tests: airflow_tokens.metrics sends through the module-level functions of
 #   airflow.sdk.observability.stats (incr, timing, initialize), which Airflow 3.3 added; on 3.2
@@ -74,6 +75,7 @@ FLOOR_DESELECT := \
 	--deselect tests/integration/test_dag_variable_cache.py \
 	--deselect tests/integration/test_xcom_cache.py \
 	--deselect tests/integration/test_operating.py \
+	--deselect tests/integration/test_job_operator.py \
 	--deselect tests/unit/test_metrics.py
 
 ## pytest-floor: on the lowest supported Airflow, the unit, emulator and integration tests, with
