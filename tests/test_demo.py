@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from airflow_tokens.cache import VariableStore
 from airflow_tokens.testing import EmulatorServer
 from tests.vendors import SIRV, VENDORS, delete_variable, variable_row
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.airflow_db
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "demo.py"
+JOBS_KEY = VariableStore.variable_key("sirv.sirv_jobs")  # the deferrable example's own connection
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +44,12 @@ def demo() -> Iterator[ModuleType]:
 @pytest.fixture
 def no_cached_tokens(airflow_db: Path) -> Iterator[None]:
     """Start and end without any vendor's cache Variable."""
-    for vendor in VENDORS:
-        delete_variable(vendor.variable_key)
+    keys = [vendor.variable_key for vendor in VENDORS] + [JOBS_KEY]
+    for key in keys:
+        delete_variable(key)
     yield
-    for vendor in VENDORS:
-        delete_variable(vendor.variable_key)
+    for key in keys:
+        delete_variable(key)
 
 
 def test_demo_runs_every_example_dag_on_one_token_request_each(
@@ -57,20 +60,29 @@ def test_demo_runs_every_example_dag_on_one_token_request_each(
     text = out.getvalue()
 
     assert code == 0, text
-    assert re.search(r"Summary: every DAG succeeded; example DAGs run: 6; wall time \d+ s", text)
+    assert re.search(r"Summary: every DAG succeeded; example DAGs run: 7; wall time \d+ s", text)
     for vendor in VENDORS:
         assert f"{vendor.example_dag}: success" in text
-        assert token_emulator.client.token_requests(vendor.emulator) == 1
         row = variable_row(vendor.variable_key)
         assert row is not None  # the tasks shared the token through the Variable
         assert json.loads(row.val)["format"] == "airflow-tokens/2"  # sealed
+    # One token request per example DAG: Sirv's two DAGs use two connections (two cache keys).
+    counts = {vendor.emulator: token_emulator.client.token_requests(vendor.emulator) for vendor in VENDORS}
+    assert counts == {vendor.emulator: 2 if vendor is SIRV else 1 for vendor in VENDORS}
+    assert text.count("token requests seen    : 1") == len(VENDORS) + 1
     issued = token_emulator.client.issued_tokens()
-    assert len(issued) == len(VENDORS)
+    assert len(issued) == len(VENDORS) + 1
     assert not [token for token in issued if token in text]
-    assert text.count("as task logs show it   : Bearer ***") == len(VENDORS)
+    assert text.count("as task logs show it   : Bearer ***") == len(VENDORS) + 1
     assert text.count("tasks that succeeded   : 4 of 4") == len(VENDORS)
     assert token_emulator.client.resource_requests() == len(VENDORS)  # each DAG's API task ran once
-
+    # The deferrable example: eight mapped tasks started their jobs, deferred, and the triggers polled.
+    assert "deferrable_job_example: success" in text
+    assert "tasks that succeeded   : 8 of 8" in text
+    assert token_emulator.client.job_requests() == {"start": 8, "status": 8}
+    jobs_row = variable_row(JOBS_KEY)
+    assert jobs_row is not None
+    assert json.loads(jobs_row.val)["format"] == "airflow-tokens/2"
 
 def test_a_failing_dag_prints_its_error_and_fails_the_demo(
     demo: ModuleType, token_emulator: EmulatorServer, no_cached_tokens: None
