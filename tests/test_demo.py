@@ -84,6 +84,7 @@ def test_demo_runs_every_example_dag_on_one_token_request_each(
     assert jobs_row is not None
     assert json.loads(jobs_row.val)["format"] == "airflow-tokens/2"
 
+
 def test_a_failing_dag_prints_its_error_and_fails_the_demo(
     demo: ModuleType, token_emulator: EmulatorServer, no_cached_tokens: None
 ) -> None:
