@@ -72,7 +72,7 @@ EXTRAS: dict[str, tuple[Extra, ...]] = {
             {"type": ["integer", "null"], "minimum": 5, "maximum": 604800},
         ),
     ),
-    "360learning": (
+    "learning360": (
         _choice(
             "region",
             "Region",

@@ -50,7 +50,7 @@ CONNECTION_TYPES = [
         },
     ),
     _connection_type(
-        "360learning",
+        "learning360",
         "learning360",
         "Learning360TokenHook",
         "360Learning",
@@ -114,6 +114,10 @@ CONNECTION_TYPES = [
         },
     ),
 ]
+
+#: Connection types an earlier release registered, and the type each is now: an old connection is
+#: named in the error with the type to set.
+RENAMED_CONNECTION_TYPES = {"360learning": "learning360"}  # 0.2: a URI scheme cannot start with a digit
 
 
 def get_provider_info() -> dict[str, Any]:

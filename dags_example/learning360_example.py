@@ -24,13 +24,13 @@ def call_360learning_api() -> dict[str, object]:
     """Call a protected endpoint with a session that sends (and renews) the token."""
     from airflow_tokens.hooks.learning360 import Learning360TokenHook
 
-    hook = Learning360TokenHook()  # or Learning360TokenHook(learning360_conn_id="360learning_us")
+    hook = Learning360TokenHook()  # or Learning360TokenHook(learning360_conn_id="learning360_us")
     response = hook.get_conn().get(f"{hook.base_url}/protected", timeout=30)  # e.g. /api/v2/users
     response.raise_for_status()
     return response.json()
 
 
-@dag(schedule=None, catchup=False, tags=["airflow-tokens", "360learning"])
+@dag(schedule=None, catchup=False, tags=["airflow-tokens", "learning360"])
 def learning360_token_example() -> None:
     """Share one 360Learning token between tasks and use it against the API."""
     tokens = [get_360learning_token.override(task_id=f"get_token_{n}")() for n in range(1, 4)]

@@ -64,9 +64,9 @@ def examples(url: str) -> list[Example]:
         Example("sirv_token_example", "sirv_default", "sirv", {"conn_type": "sirv", "host": url, **creds}),
         Example(
             "learning360_token_example",
-            "360learning_default",
-            "360learning",
-            {"conn_type": "360learning", "host": url, **creds},
+            "learning360_default",
+            "learning360",
+            {"conn_type": "learning360", "host": url, **creds},
         ),
         Example(
             "manis_token_example", "manis_default", "manis", {"conn_type": "manis", "host": url, **creds}

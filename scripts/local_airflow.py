@@ -75,7 +75,7 @@ class Example:
 
 EXAMPLES = [
     Example("sirv_default", "sirv", "Sirv", "sirv_token_example"),
-    Example("360learning_default", "360learning", "360Learning", "learning360_token_example"),
+    Example("learning360_default", "learning360", "360Learning", "learning360_token_example"),
     Example("manis_default", "manis", "Manis", "manis_token_example"),
     Example("podero_default", "podero", "Podero", "podero_token_example"),
     Example(
@@ -185,8 +185,7 @@ def _banner(airflow: LocalAirflow, emulator: EmulatorServer, port_zero: bool) ->
     ]
     lines += [
         "",
-        "  Test button: enabled ([core] test_connection = Enabled). 360Learning cannot be tested from",
-        "  the UI (its type cannot be written as a URI); use `airflow-tokens check` for it.",
+        "  Test button: enabled ([core] test_connection = Enabled) for every connection type.",
     ]
     if port_zero:
         lines += [

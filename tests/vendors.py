@@ -117,8 +117,8 @@ SIRV = VendorCase(
 )
 LEARNING360 = VendorCase(
     Learning360TokenHook,
-    "360learning",
-    conn_type="360learning",
+    "learning360",
+    conn_type="learning360",
     token_field="access_token",
     expiry_field="expires_in",
     default_lifetime=3600,  # "An access token is valid for 1 hour"

@@ -24,11 +24,19 @@ def hook_class_for(conn_type: str) -> type[TokenHook] | None:
 def get_token_hook(conn_id: str, **options: Any) -> TokenHook:
     """Return the vendor hook for any airflow-tokens connection, chosen by its connection type."""
     from airflow_tokens.exceptions import TokenConfigError
-    from airflow_tokens.get_provider_info import CONNECTION_TYPES
+    from airflow_tokens.get_provider_info import CONNECTION_TYPES, RENAMED_CONNECTION_TYPES
     from airflow_tokens.hooks.base import load_connection
 
     conn_type = load_connection(conn_id).conn_type or ""
     hook = hook_class_for(conn_type)
+    if conn_type in RENAMED_CONNECTION_TYPES:
+        renamed = RENAMED_CONNECTION_TYPES[conn_type]
+        raise TokenConfigError(
+            conn_id,
+            "conn_type",
+            f"{conn_type!r} was renamed to {renamed!r} in airflow-tokens 0.2; set the connection's type "
+            f"to {renamed!r} (its fields and extras stay as they are)",
+        )
     if hook is None:
         known = ", ".join(entry["connection-type"] for entry in CONNECTION_TYPES)
         raise TokenConfigError(conn_id, "conn_type", f"{conn_type!r} is not one of {known}")

@@ -251,12 +251,16 @@ def _env_value(conn_id: str) -> tuple[str, str]:
     value = os.environ.get(env_var, "").strip()
     if re.match(r"\d[\w+.-]*://", value):
         # Airflow misreads such a URI (no RFC 3986 scheme starts with a digit).
+        from airflow_tokens.get_provider_info import RENAMED_CONNECTION_TYPES
+
+        scheme = value.split("://")[0]
+        renamed = RENAMED_CONNECTION_TYPES.get(scheme)
+        fix = f"write it as {renamed}://..., the type's name since 0.2" if renamed else "write it as JSON"
         raise TokenConfigError(
             conn_id,
             "conn_id",
-            f"{env_var} is a URI whose scheme starts with a digit ({value.split('://')[0]}://), which "
-            "Airflow cannot parse; configure the connection as JSON, and test it with "
-            "`airflow-tokens check CONN_ID` (the UI's Test button passes connections as URIs)",
+            f"{env_var} is a URI whose scheme starts with a digit ({scheme}://), which Airflow cannot "
+            f"parse; {fix}",
         )
     if value.startswith("{"):
         try:

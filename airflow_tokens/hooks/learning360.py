@@ -23,8 +23,8 @@ class Learning360TokenHook(TokenHook):
     """
 
     conn_name_attr = "learning360_conn_id"
-    default_conn_name = "360learning_default"
-    conn_type = "360learning"
+    default_conn_name = "learning360_default"
+    conn_type = "learning360"
     hook_name = "360Learning"
     token_path = "/api/v2/oauth2/token"
     base_url_choice = ("region", REGIONS, "EU")

@@ -34,7 +34,7 @@ EMULATOR_CLIENT_ID = "emulator-client-id"
 EMULATOR_CLIENT_SECRET = "emulator-client-secret"
 #: The emulated token endpoints: the seed vendors, any OAuth2 server, and a custom endpoint of no vendor
 #: (HTTP Basic and a form; a nested answer with an ISO 8601 expiry) for the token_endpoint connection type.
-VENDORS: tuple[str, ...] = ("sirv", "360learning", "manis", "podero", "oauth2", "custom")
+VENDORS: tuple[str, ...] = ("sirv", "learning360", "manis", "podero", "oauth2", "custom")
 #: The path of the custom endpoint's token URL on the emulator.
 CUSTOM_ENDPOINT_PATH = "/api/v3/auth/sessions"
 #: The extras of a ``token_endpoint`` connection that describe the custom endpoint.

@@ -483,7 +483,7 @@ def _learning_check(req: TokenRequest) -> Reply | None:
 
 
 @vendor(
-    "360learning",
+    "learning360",
     "/api/v2/oauth2/token",
     lifetime=2700,
     check=_learning_check,

@@ -22,7 +22,7 @@ ONCE = RetryPolicy(max_attempts=1).retrying(wait=tenacity.wait_none())
 # conn type -> (emulator vendor, path appended to the emulator URL for the host).
 VENDORS = {
     "sirv": ("sirv", ""),
-    "360learning": ("360learning", ""),
+    "learning360": ("learning360", ""),
     "manis": ("manis", ""),
     "podero": ("podero", ""),
     "oauth2_client_credentials": ("oauth2", "/oauth2/token"),
@@ -106,7 +106,7 @@ def test_extras_that_are_not_a_json_object_are_a_config_error_before_any_request
     [
         ("sirv", "refresh_margn", "refresh_margin"),
         ("sirv", "extra__sirv__expiresin", "expires_in"),
-        ("360learning", "regoin", "region"),
+        ("learning360", "regoin", "region"),
         ("manis", "Cache", "cache"),
         ("podero", "enviroment", "environment"),
         ("podero", "extra__sirv__expires_in", None),  # another type's form field: the type was changed

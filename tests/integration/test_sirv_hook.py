@@ -341,10 +341,11 @@ def test_a_uri_with_a_digit_scheme_is_explained(monkeypatch: pytest.MonkeyPatch)
     from airflow_tokens.hooks.learning360 import Learning360TokenHook
 
     monkeypatch.setenv(
-        "AIRFLOW_CONN_360LEARNING_DEFAULT", "360learning://id:secret-in-uri@app.360learning.com"
+        "AIRFLOW_CONN_LEARNING360_DEFAULT", "360learning://id:secret-in-uri@app.360learning.com"
     )
     with pytest.raises(TokenConfigError, match=r"scheme starts with a digit \(360learning://\)") as info:
         Learning360TokenHook().get_token()
+    assert "write it as learning360://..., the type's name since 0.2" in str(info.value)
     assert "secret-in-uri" not in str(info.value)
 
 

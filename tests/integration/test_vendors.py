@@ -58,10 +58,10 @@ def only_request(emulator: EmulatorServer, vendor: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------- request shapes
 
 
-def test_360learning_request_is_what_its_docs_show(connect: Connect, token_emulator: EmulatorServer) -> None:
+def test_learning360_request_is_what_its_docs_show(connect: Connect, token_emulator: EmulatorServer) -> None:
     token = connect(LEARNING360).get_access_token()
     assert token.token == only_issued(token_emulator)
-    request = only_request(token_emulator, "360learning")
+    request = only_request(token_emulator, "learning360")
     assert request["method"] == "POST"
     assert request["path"] == "/api/v2/oauth2/token"
     assert request["headers"]["accept"] == "application/json"
@@ -166,7 +166,7 @@ def test_oauth2_extra_params_must_be_strings(connect: Connect, token_emulator: E
 # ignores or misreads the expiry form it is about and falls back on the default.
 
 NUMBER_OR_STRING = [
-    pytest.param(LEARNING360, id="360learning"),
+    pytest.param(LEARNING360, id="learning360"),
     pytest.param(PODERO, id="podero"),
     pytest.param(OAUTH2, id="oauth2"),
 ]
@@ -232,18 +232,18 @@ MANIS_400 = {
 @pytest.mark.parametrize(
     ("vendor", "fault", "shown"),
     [
-        pytest.param(LEARNING360, Fault.status(400), ["invalid_request"], id="360learning-invalid_request"),
+        pytest.param(LEARNING360, Fault.status(400), ["invalid_request"], id="learning360-invalid_request"),
         pytest.param(
             LEARNING360,
             Fault.json(400, {"error": "unsupported_grant_type"}),
             ["unsupported_grant_type"],
-            id="360learning-unsupported_grant_type",
+            id="learning360-unsupported_grant_type",
         ),
         pytest.param(
             LEARNING360,
             Fault.json(400, {"error": "non_existing_user"}),
             ["non_existing_user"],
-            id="360learning-non_existing_user",
+            id="learning360-non_existing_user",
         ),
         pytest.param(
             MANIS,
@@ -343,7 +343,7 @@ def test_missing_credential_fails_before_any_request(
 @pytest.mark.parametrize(
     ("vendor", "conn"),
     [
-        pytest.param(LEARNING360, {}, id="360learning"),
+        pytest.param(LEARNING360, {}, id="learning360"),
         pytest.param(OAUTH2, {"extra": {"client_auth_method": "client_secret_basic"}}, id="oauth2-basic"),
         pytest.param(OAUTH2, {"extra": {"client_auth_method": "client_secret_post"}}, id="oauth2-post"),
         pytest.param(OAUTH2, {"extra": {"client_auth_method": "client_secret_json"}}, id="oauth2-json"),
@@ -398,28 +398,28 @@ def test_manis_secret_outside_latin1_is_a_config_error(
 # --------------------------------------------------------------------- hosts and extras
 
 
-def test_360learning_region_and_host(connect: Connect, token_emulator: EmulatorServer) -> None:
+def test_learning360_region_and_host(connect: Connect, token_emulator: EmulatorServer) -> None:
     url = "https://app.360learning.com/api/v2/oauth2/token"
     assert connect(LEARNING360, {"host": None}).token_request.url == url
     assert connect(LEARNING360, {"host": None, "extra": {"region": "EU"}}).token_request.url == url
     us = "https://app.us.360learning.com/api/v2/oauth2/token"
     assert connect(LEARNING360, {"host": None, "extra": {"region": "US"}}).token_request.url == us
     assert connect(LEARNING360, {"host": None, "extra": {"region": "us"}}).token_request.url == us
-    assert connect(LEARNING360, {"host": None, "extra": {"extra__360learning__region": "US"}}).base_url == (
+    assert connect(LEARNING360, {"host": None, "extra": {"extra__learning360__region": "US"}}).base_url == (
         "https://app.us.360learning.com"
     )
     explicit = connect(LEARNING360, {"host": "https://proxy.example/360/", "extra": {"region": "US"}})
     assert explicit.token_request.url == "https://proxy.example/360/api/v2/oauth2/token"
-    assert token_emulator.client.token_requests("360learning") == 0
+    assert token_emulator.client.token_requests("learning360") == 0
 
 
-def test_360learning_unknown_region_is_a_config_error(
+def test_learning360_unknown_region_is_a_config_error(
     connect: Connect, token_emulator: EmulatorServer
 ) -> None:
     with pytest.raises(TokenConfigError, match="region: 'APAC' is not one of eu, us") as info:
         connect(LEARNING360, {"host": None, "extra": {"region": "APAC"}}).get_token()
     assert info.value.field == "region"
-    assert token_emulator.client.token_requests("360learning") == 0
+    assert token_emulator.client.token_requests("learning360") == 0
 
 
 def test_podero_environment_and_host(connect: Connect) -> None:

@@ -59,7 +59,7 @@ SIRV_SCOPE = [
 ]
 # The emulator's token lifetimes: unlike each vendor's documented lifetime and every hook's default
 # (1200 s, 3600 s, 36000 s), so a client reading the expiry wrong or not at all is seen to.
-LIFETIME = {"sirv": 1500, "360learning": 2700, "manis": 5400, "podero": 32400, "oauth2": 4500}
+LIFETIME = {"sirv": 1500, "learning360": 2700, "manis": 5400, "podero": 32400, "oauth2": 4500}
 MANIS_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 # A secret with every character that trips naive HTTP Basic handling.
 SPECIAL_ID = "client@émulateur"
@@ -80,7 +80,7 @@ def good_request(vendor: str) -> dict[str, Any]:
     grant = {"grant_type": "client_credentials"}
     requests_by_vendor: dict[str, dict[str, Any]] = {
         "sirv": {"json": {"clientId": ID, "clientSecret": SECRET}},
-        "360learning": {"json": {**grant, "client_id": ID, "client_secret": SECRET}},
+        "learning360": {"json": {**grant, "client_id": ID, "client_secret": SECRET}},
         "manis": {"headers": {"x-merchant-id": ID, "x-secret": SECRET}},
         "podero": {"json": grant, "auth": (ID, SECRET)},
         "oauth2": {"data": grant, "auth": (ID, SECRET)},
@@ -142,7 +142,7 @@ def test_import_is_cheap() -> None:
     )
     assert out.stdout.splitlines() == [
         "[]",
-        "True ('sirv', '360learning', 'manis', 'podero', 'oauth2', 'custom')",
+        "True ('sirv', 'learning360', 'manis', 'podero', 'oauth2', 'custom')",
     ]
 
 
@@ -294,23 +294,23 @@ def test_sirv_wrong_credentials(token_emulator: EmulatorServer) -> None:
 # -------------------------------------------------------------------------------- 360learning
 
 
-def test_360learning_success_shape(token_emulator: EmulatorServer) -> None:
-    response = post(token_emulator, "360learning", **good_request("360learning"))
+def test_learning360_success_shape(token_emulator: EmulatorServer) -> None:
+    response = post(token_emulator, "learning360", **good_request("learning360"))
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"token_type", "access_token", "expires_in"}
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == "2700"  # a string, as 360Learning's page shows
-    assert body["access_token"] != get_token(token_emulator, "360learning")
+    assert body["access_token"] != get_token(token_emulator, "learning360")
 
 
-def test_360learning_expires_in_as_number(token_emulator: EmulatorServer) -> None:
-    token_emulator.client.configure("360learning", expires_in_as_string=False)
-    assert post(token_emulator, "360learning", **good_request("360learning")).json()["expires_in"] == 2700
-    token_emulator.client.configure("360learning", lifetime=120)
-    assert post(token_emulator, "360learning", **good_request("360learning")).json()["expires_in"] == 120
-    token_emulator.client.configure("360learning", expires_in_as_string=True, lifetime=None)
-    assert post(token_emulator, "360learning", **good_request("360learning")).json()["expires_in"] == "2700"
+def test_learning360_expires_in_as_number(token_emulator: EmulatorServer) -> None:
+    token_emulator.client.configure("learning360", expires_in_as_string=False)
+    assert post(token_emulator, "learning360", **good_request("learning360")).json()["expires_in"] == 2700
+    token_emulator.client.configure("learning360", lifetime=120)
+    assert post(token_emulator, "learning360", **good_request("learning360")).json()["expires_in"] == 120
+    token_emulator.client.configure("learning360", expires_in_as_string=True, lifetime=None)
+    assert post(token_emulator, "learning360", **good_request("learning360")).json()["expires_in"] == "2700"
 
 
 @pytest.mark.parametrize(
@@ -371,13 +371,13 @@ def test_360learning_expires_in_as_number(token_emulator: EmulatorServer) -> Non
         ),
     ],
 )
-def test_360learning_errors(
+def test_learning360_errors(
     token_emulator: EmulatorServer, kwargs: dict[str, Any], status: int, error: str
 ) -> None:
-    response = post(token_emulator, "360learning", **kwargs)
+    response = post(token_emulator, "learning360", **kwargs)
     assert response.status_code == status
     assert response.json() == {"error": error}
-    [record] = token_emulator.client.requests("360learning")
+    [record] = token_emulator.client.requests("learning360")
     assert record["valid"] is (status == 401)  # wrong credentials come in a well-formed request
 
 
@@ -764,7 +764,7 @@ def test_fault_sequence_consumed_in_order(token_emulator: EmulatorServer) -> Non
             "sirv",
             lambda b: b == {"statusCode": 500, "error": "Internal Server Error", "message": b["message"]},
         ),
-        ("360learning", lambda b: b == {"error": "server_error"}),
+        ("learning360", lambda b: b == {"error": "server_error"}),
         ("manis", lambda b: b["status"] == 500 and b["soaCode"] == "AUTH-500" and "detail" in b),
         ("podero", lambda b: b["error"] == "server_error" and "error_description" in b),
         ("oauth2", lambda b: b["error"] == "server_error" and "error_description" in b),
@@ -848,8 +848,8 @@ def test_fault_delay_client_timeout(caplog: pytest.LogCaptureFixture) -> None:
             "body must NOT have additional properties: 'scope'",
         ),
         (
-            "360learning",
-            {"json": {**good_request("360learning")["json"], "scope": "x"}},
+            "learning360",
+            {"json": {**good_request("learning360")["json"], "scope": "x"}},
             400,
             "invalid_request",
         ),
@@ -888,8 +888,8 @@ def test_a_malformed_request_is_rejected_even_when_a_fault_is_queued(
 
 
 def test_fault_html(token_emulator: EmulatorServer) -> None:
-    token_emulator.client.inject("360learning", Fault.html())
-    response = post(token_emulator, "360learning", **good_request("360learning"))
+    token_emulator.client.inject("learning360", Fault.html())
+    response = post(token_emulator, "learning360", **good_request("learning360"))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "<html>" in response.text
@@ -1140,7 +1140,7 @@ def test_stats_and_request_log(token_emulator: EmulatorServer) -> None:
     requests.get(token_emulator.url + "/protected", timeout=5)
     assert client.stats()["token_requests"] == {
         "sirv": 2,
-        "360learning": 0,
+        "learning360": 0,
         "manis": 1,
         "podero": 1,
         "oauth2": 1,
@@ -1218,7 +1218,7 @@ def test_client_against_nothing() -> None:
 def test_state_is_thread_safe(token_emulator: EmulatorServer) -> None:
     def hammer() -> None:
         for _ in range(20):
-            get_token(token_emulator, "360learning")
+            get_token(token_emulator, "learning360")
 
     threads = [threading.Thread(target=hammer) for _ in range(5)]
     for thread in threads:
@@ -1226,7 +1226,7 @@ def test_state_is_thread_safe(token_emulator: EmulatorServer) -> None:
     for thread in threads:
         thread.join()
     stats = token_emulator.client.stats()
-    assert stats["token_requests"]["360learning"] == 100
+    assert stats["token_requests"]["learning360"] == 100
     assert stats["tokens_issued"] == 100  # every token distinct
 
 
