@@ -378,6 +378,7 @@ class TokenCache:
     request, never a hang or an error.
 
     :param store: the shared store behind process memory, or None for memory only.
+    :param remember: whether to keep tokens at all; False fetches on every call (``cache="none"``).
     :param lock_timeout: seconds to wait for another process's fetch on this host before fetching anyway.
     :param cross_process_lock: whether processes on one host fetch one at a time (a file lock); turn it
         off only where file locks do not work.
@@ -392,12 +393,16 @@ class TokenCache:
         store: SharedStore | None = None,
         lock_timeout: float = 120.0,
         *,
+        remember: bool = True,
         cross_process_lock: bool = True,
         lease_seconds: float = 30.0,
         settle: float = 0.5,
         poll: float = 0.25,
     ) -> None:
+        if store is not None and not remember:
+            raise ValueError("a TokenCache that remembers nothing has no store")
         self.store = store
+        self.remember = remember
         self.lock_timeout = lock_timeout
         self.cross_process_lock = cross_process_lock
         self.lease_seconds = lease_seconds
@@ -428,7 +433,7 @@ class TokenCache:
         vendor refused), so a token another caller already renewed is reused. ``seal`` encrypts what the
         shared store keeps (required with a store).
         """
-        ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
+        ask = _Ask(key, fingerprint, margin, force_refresh or not self.remember, rejected)
         held = MEMORY.entries.get(key)
         if ask.hit(held):
             if metrics.on:  # the hottest path: not even a call when metrics are off
@@ -450,7 +455,7 @@ class TokenCache:
         transport: Transport | None = None,
     ) -> AccessToken:
         """Return a token as :meth:`get` does, without blocking the event loop."""
-        ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
+        ask = _Ask(key, fingerprint, margin, force_refresh or not self.remember, rejected)
         held = MEMORY.entries.get(key)
         if ask.hit(held):
             if metrics.on:  # the hottest path: not even a call when metrics are off
@@ -466,7 +471,7 @@ class TokenCache:
             return ask.served(held, "memory")
         store = self._shared()
         if store is None:
-            return (yield from self._fetch(ask, fetch, None, seal, lease=None))
+            return (yield from self._fetch(ask, fetch, None, seal, lease=None, keep=self.remember))
         if seal is None:
             raise TypeError("a TokenCache with a shared store needs the connection's EntrySeal")
         held = yield from self._load(store, ask, seal)
@@ -615,8 +620,9 @@ class TokenCache:
         seal: EntrySeal | None,
         *,
         lease: Lease | None,
+        keep: bool = True,
     ) -> Flow[AccessToken]:
-        """Fetch, keep the token in memory and the store, and give up the lease."""
+        """Fetch, keep the token in memory (unless not to ``keep``) and the store, give up the lease."""
         metrics.cache_miss(ask.key)
         try:
             started = fetch()
@@ -625,6 +631,8 @@ class TokenCache:
             if lease is not None and store is not None:
                 yield from self._release(store, ask.key)
             raise
+        if not keep:
+            return token
         entry = CacheEntry(token, ask.fingerprint, HOSTNAME)
         MEMORY.entries[ask.key] = _Held(entry, random.random() if store is not None else 0.0)
         if store is not None and seal is not None:

@@ -496,7 +496,7 @@ class TokenHook(BaseHook):
         if name == "variable":
             lease = settings.number("lease_seconds", DEFAULT_LEASE_SECONDS, 0, 3600)
             return TokenCache(VariableStore(), lease_seconds=lease)
-        return TokenCache(None)
+        return TokenCache(None, remember=name == "memory")
 
     @property
     def settings(self) -> ConnectionSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -72,6 +73,19 @@ def test_token_is_cached_across_hooks(sirv: HookFactory, token_emulator: Emulato
     assert token_emulator.client.token_requests("sirv") == 1
     assert sirv().get_token(force_refresh=True) != first
     assert token_emulator.client.token_requests("sirv") == 2
+
+
+def test_cache_none_keeps_nothing_and_fetches_on_every_call(
+    sirv: HookFactory, token_emulator: EmulatorServer
+) -> None:
+    from airflow_tokens.cache import MEMORY
+
+    memory = sirv(cache="memory").get_token()  # a token another hook keeps in this process's memory
+    hook = sirv({"extra": {"cache": "none"}})
+    tokens = [hook.get_token(), hook.get_token(), asyncio.run(hook.aget_token())]
+    assert token_emulator.client.token_requests("sirv") == 4
+    assert len({memory, *tokens}) == 4  # none was served from memory, however fresh
+    assert MEMORY.entries[hook.cache_key].entry.token.token == memory  # and none replaced it there
 
 
 @pytest.mark.parametrize(("field", "conn"), [("login", {"login": None}), ("password", {"password": ""})])
