@@ -67,16 +67,12 @@ pytest: $(STAMP) $(CHROMIUM) services
 #   (it builds its task Execution API anew for every task): test_operating.py alone (two runs of a
 #   four-task DAG before the status and clear commands) would double the floor's time, and
 #   test_job_operator.py runs deferred tasks under dag.test(); -k below keeps
-#   one of the four example DAG runs;
-# - the metrics tests: airflow_tokens.metrics sends through the module-level functions of
-#   airflow.sdk.observability.stats (incr, timing, initialize), which Airflow 3.3 added; on 3.2
-#   metrics are turned off with a warning at the first one.
+#   one of the four example DAG runs.
 FLOOR_DESELECT := \
 	--deselect tests/integration/test_dag_variable_cache.py \
 	--deselect tests/integration/test_xcom_cache.py \
 	--deselect tests/integration/test_operating.py \
-	--deselect tests/integration/test_job_operator.py \
-	--deselect tests/unit/test_metrics.py
+	--deselect tests/integration/test_job_operator.py
 
 ## pytest-floor: on the lowest supported Airflow, the unit, emulator and integration tests, with
 ## one example DAG's dag.test() and the provider registration

@@ -15,9 +15,9 @@ import contextlib
 import importlib
 import os
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     import ssl
@@ -113,9 +113,40 @@ class SendFailed(Exception):
         super().__init__(kind)
 
 
-def _advance(flow: Flow[_T], result: Any, error: Exception | None) -> Effect:
-    """Resume ``flow`` with the previous effect's result or error; StopIteration carries its value."""
-    return flow.throw(error) if error is not None else flow.send(result)
+class _Steps(Generic[_T]):
+    """
+    Step a flow for a driver: hand out each effect, resume the flow with its result or error.
+
+    The driver only performs each effect, inside :meth:`performing`, and sets :attr:`result`; an
+    exception there goes back into the flow. Once the flow returns, :attr:`value` is its return value.
+    """
+
+    def __init__(self, flow: Flow[_T]) -> None:
+        self.flow = flow
+        self.result: Any = None
+        self.error: Exception | None = None
+        self.value: _T
+
+    def __iter__(self) -> Iterator[Effect]:
+        while True:
+            try:
+                if self.error is not None:
+                    effect = self.flow.throw(self.error)
+                else:
+                    effect = self.flow.send(self.result)
+            except StopIteration as stop:
+                self.value = stop.value
+                return
+            self.result, self.error = None, None
+            yield effect
+
+    @contextlib.contextmanager
+    def performing(self) -> Iterator[None]:
+        """Catch what performing the effect raises, for the flow to receive."""
+        try:
+            yield
+        except Exception as exc:
+            self.error = exc
 
 
 def _send(transport: Transport, request: TokenRequest) -> HttpResponse:
@@ -141,24 +172,17 @@ def _send(transport: Transport, request: TokenRequest) -> HttpResponse:
 
 def run(flow: Flow[_T], transport: Transport | None = None) -> _T:
     """Drive ``flow`` in this thread: requests for HTTP, ``time.sleep`` for waits."""
-    result: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            effect = _advance(flow, result, error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        result, error = None, None
-        try:
+    steps = _Steps(flow)
+    for effect in steps:
+        with steps.performing():
             if isinstance(effect, Send):
                 assert transport is not None, "a flow that sends needs a transport"
-                result = _send(transport, effect.request)
+                steps.result = _send(transport, effect.request)
             elif isinstance(effect, Sleep):
                 time.sleep(effect.seconds)
             else:
-                result = effect.fn(*effect.args)
-        except Exception as exc:
-            error = exc
+                steps.result = effect.fn(*effect.args)
+    return steps.value
 
 
 def _load(verify: bool | str) -> ssl.SSLContext:
@@ -222,21 +246,14 @@ async def arun(flow: Flow[_T], transport: Transport | None = None) -> _T:
     """Drive ``flow`` on the event loop: httpx for HTTP, ``asyncio.sleep``, blocking calls in a thread."""
     from asgiref.sync import sync_to_async
 
-    result: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            effect = _advance(flow, result, error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        result, error = None, None
-        try:
+    steps = _Steps(flow)
+    for effect in steps:
+        with steps.performing():
             if isinstance(effect, Send):
                 assert transport is not None, "a flow that sends needs a transport"
-                result = await _asend(transport, effect.request)
+                steps.result = await _asend(transport, effect.request)
             elif isinstance(effect, Sleep):
                 await asyncio.sleep(effect.seconds)
             else:
-                result = await sync_to_async(effect.fn)(*effect.args)
-        except Exception as exc:
-            error = exc
+                steps.result = await sync_to_async(effect.fn)(*effect.args)
+    return steps.value

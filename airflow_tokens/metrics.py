@@ -38,7 +38,7 @@ _BACKEND_OPTIONS = ("statsd_on", "statsd_datadog_enabled", "otel_on")
 #: False once Airflow's metrics are known to be off in this process (or a metric failed): then every
 #: function here returns at once, and a hot path may test it before calling one.
 on = True
-#: The task SDK's stats module, once metrics are known to be on.
+#: The task SDK's ``Stats``, once metrics are known to be on.
 _stats: Any = None
 
 
@@ -49,9 +49,10 @@ def enabled() -> bool:
         from airflow.sdk.configuration import conf
 
         if any(conf.getboolean("metrics", option, fallback=False) for option in _BACKEND_OPTIONS):
-            from airflow.sdk.observability import stats
+            # The Stats class (not 3.3's module functions): Airflow 3.2 has only the class.
+            from airflow.sdk.observability.stats import Stats
 
-            _stats = stats
+            _stats = Stats
         else:
             on = False
     return on

@@ -26,6 +26,8 @@ from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.sealing import EntrySeal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
     import requests
     import tenacity
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from airflow_tokens.token import AccessToken
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 log = logging.getLogger(__name__)
 
@@ -590,10 +593,11 @@ class TokenHook(BaseHook):
         mask_once(token)
         return token
 
-    def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
-        """Return a token that stays valid for the refresh margin, from cache or a new request."""
-        profile = self._profile
-        token = profile.cache.get(
+    def _lookup(
+        self, get: Callable[..., _R], profile: _Profile, force_refresh: bool, rejected: str | None
+    ) -> _R:
+        """Call the cache's ``get`` or ``aget`` for this connection's token."""
+        return get(
             self.cache_key,
             profile.fingerprint,
             profile.refresh_margin,
@@ -603,6 +607,11 @@ class TokenHook(BaseHook):
             rejected=rejected,
             transport=self.transport,
         )
+
+    def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
+        """Return a token that stays valid for the refresh margin, from cache or a new request."""
+        profile = self._profile
+        token = self._lookup(profile.cache.get, profile, force_refresh, rejected)
         mask_once(token)
         return token
 
@@ -611,16 +620,7 @@ class TokenHook(BaseHook):
     ) -> AccessToken:
         """Return a token as :meth:`get_access_token` does, without blocking the event loop."""
         profile = await self._aprofile()
-        token = await profile.cache.aget(
-            self.cache_key,
-            profile.fingerprint,
-            profile.refresh_margin,
-            self._fetch_flow,
-            seal=profile.seal,
-            force_refresh=force_refresh,
-            rejected=rejected,
-            transport=self.transport,
-        )
+        token = await self._lookup(profile.cache.aget, profile, force_refresh, rejected)
         mask_once(token)
         return token
 

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
 FAST = RetryPolicy(max_attempts=4, max_seconds=20).retrying(wait=tenacity.wait_none())
-#: Generous: a loop blocked by the token request would stall for the endpoint's 0.5 s.
-MAX_LOOP_GAP = 0.25
+#: A loop blocked by the 0.5 s token request ticks at most once while it waits; a free one about 50
+#: times (a 10 ms ticker). A count, not a time: a busy machine slows the ticker, it does not stop it.
+MIN_TICKS_WHILE_WAITING = 3
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def sirv(token_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Cal
 
 
 async def _with_ticker(work: Awaitable[Any]) -> tuple[Any, float, int]:
-    """Await ``work`` while a 10 ms ticker runs; return its result, the largest tick gap and the ticks."""
+    """Await ``work`` beside a 10 ms ticker; return its result, the largest tick gap, the ticks meanwhile."""
     gaps: list[float] = []
     done = asyncio.Event()
 
@@ -60,12 +61,14 @@ async def _with_ticker(work: Awaitable[Any]) -> tuple[Any, float, int]:
 
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0.05)
+    before = len(gaps)
     try:
         result = await work
+        during = len(gaps) - before
     finally:
         done.set()
         await ticker
-    return result, max(gaps), len(gaps)
+    return result, max(gaps), during
 
 
 def test_32_coroutines_on_one_loop_cause_one_request_and_the_loop_keeps_ticking(
@@ -84,12 +87,12 @@ def test_32_coroutines_on_one_loop_cause_one_request_and_the_loop_keeps_ticking(
     tokens, gap, ticks = asyncio.run(ask_all())
     elapsed = time.perf_counter() - started
     requests = token_emulator.client.token_requests("sirv")
-    print(f"\n32 aget_token() on one loop: {requests} token request in {elapsed:.2f} s, {ticks} ticks, ")
-    print(f"largest loop gap {gap * 1000:.0f} ms (ticker period 10 ms)")
+    print(f"\n32 aget_token() on one loop: {requests} token request in {elapsed:.2f} s, {ticks} ticks ")
+    print(f"meanwhile, largest loop gap {gap * 1000:.0f} ms (ticker period 10 ms)")
     assert len(tokens) == 32
     assert len(set(tokens)) == 1
     assert token_emulator.client.token_requests("sirv") == 1
-    assert gap < MAX_LOOP_GAP
+    assert ticks >= MIN_TICKS_WHILE_WAITING
 
 
 #: Run in a fresh interpreter: the first aget_token() and async session call, through a shared store (so

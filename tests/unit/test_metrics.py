@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,10 +29,13 @@ NO_WAIT = RetryPolicy(max_attempts=3).retrying(wait=tenacity.wait_none())
 
 def _initialize_airflow_stats() -> None:
     """Let the task SDK's stats pick its backend from the configuration, as a task process does at start."""
-    from airflow.sdk.observability import stats
     from airflow.sdk.observability.metrics import stats_utils
+    from airflow.sdk.observability.stats import Stats
 
-    stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
+    if inspect.signature(stats_utils.get_stats_factory).parameters:  # Airflow 3.2: the factory takes Stats
+        Stats.initialize(factory=stats_utils.get_stats_factory(Stats))
+    else:
+        Stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
     metrics.reset()
 
 
