@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_tokens.triggers.job import JobStatusTrigger
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -56,7 +54,9 @@ class RunJobOperator(BaseOperator):
 
     def execute(self, context: Context) -> None:
         """Start the job and defer to the trigger that waits for it."""
+        # Imported here, not at the top: a DAG file that builds this operator parses without them.
         from airflow_tokens.hooks import get_token_hook
+        from airflow_tokens.triggers.job import JobStatusTrigger
 
         hook = get_token_hook(self.conn_id)
         url = hook.base_url + self.endpoint
