@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     import filelock
 
-    from airflow_tokens.fetch import Transport
     from airflow_tokens.flow import Flow
     from airflow_tokens.sealing import EntrySeal
 
@@ -425,7 +424,6 @@ class TokenCache:
         seal: EntrySeal | None = None,
         force_refresh: bool = False,
         rejected: str | None = None,
-        transport: Transport | None = None,
     ) -> AccessToken:
         """
         Return a token fresh for ``margin`` seconds; ``fetch`` is called only when none is cached.
@@ -439,7 +437,7 @@ class TokenCache:
         if ask.hit(held):
             return ask.served(held, "memory")
         with MEMORY.lock(key):
-            return run(self.flow(ask, fetch, seal), transport)
+            return run(self.flow(ask, fetch, seal))
 
     async def aget(
         self,
@@ -451,7 +449,6 @@ class TokenCache:
         seal: EntrySeal | None = None,
         force_refresh: bool = False,
         rejected: str | None = None,
-        transport: Transport | None = None,
     ) -> AccessToken:
         """Return a token as :meth:`get` does, without blocking the event loop."""
         ask = _Ask(key, fingerprint, margin, force_refresh or not self.remember, rejected)
@@ -459,7 +456,7 @@ class TokenCache:
         if ask.hit(held):
             return ask.served(held, "memory")
         async with MEMORY.alock(key):
-            return await arun(self.flow(ask, fetch, seal), transport)
+            return await arun(self.flow(ask, fetch, seal))
 
     def flow(self, ask: _Ask, fetch: Fetch, seal: EntrySeal | None) -> Flow[AccessToken]:
         """Return the token for ``ask``: the one cache policy, as a flow that either driver runs."""

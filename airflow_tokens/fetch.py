@@ -121,7 +121,13 @@ def read_response(conn_id: str, request: TokenRequest, response: HttpResponse, a
 
 
 def fetch_flow(
-    conn_id: str, request: TokenRequest, fields: ResponseFields, retrying: tenacity.Retrying, *, vendor: str
+    conn_id: str,
+    request: TokenRequest,
+    fields: ResponseFields,
+    retrying: tenacity.Retrying,
+    transport: Transport,
+    *,
+    vendor: str,
 ) -> Flow[AccessToken]:
     """Send ``request`` under the retry policy and return the token read with ``fields`` (a sans-IO flow)."""
     import tenacity
@@ -135,7 +141,7 @@ def fetch_flow(
         if isinstance(action, tenacity.DoAttempt):
             try:
                 try:
-                    response = yield Send(request)
+                    response = yield Send(request, transport)
                 except SendFailed as failure:
                     raise TokenRequestError(
                         conn_id, request.url, attempts=state.attempt_number, transport_error=failure.kind

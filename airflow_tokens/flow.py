@@ -53,9 +53,11 @@ class Send:
     Ask the driver to send a token request once.
 
     :param request: the request to send.
+    :param transport: the session, timeouts and TLS settings to send it with.
     """
 
     request: TokenRequest
+    transport: Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +172,13 @@ def _send(transport: Transport, request: TokenRequest) -> HttpResponse:
         raise SendFailed(type(exc).__name__) from None
 
 
-def run(flow: Flow[_T], transport: Transport | None = None) -> _T:
+def run(flow: Flow[_T]) -> _T:
     """Drive ``flow`` in this thread: requests for HTTP, ``time.sleep`` for waits."""
     steps = _Steps(flow)
     for effect in steps:
         with steps.performing():
             if isinstance(effect, Send):
-                assert transport is not None, "a flow that sends needs a transport"
-                steps.result = _send(transport, effect.request)
+                steps.result = _send(effect.transport, effect.request)
             elif isinstance(effect, Sleep):
                 time.sleep(effect.seconds)
             else:
@@ -242,7 +243,7 @@ async def _asend(transport: Transport, request: TokenRequest) -> HttpResponse:
         raise SendFailed(type(exc).__name__) from None
 
 
-async def arun(flow: Flow[_T], transport: Transport | None = None) -> _T:
+async def arun(flow: Flow[_T]) -> _T:
     """Drive ``flow`` on the event loop: httpx for HTTP, ``asyncio.sleep``, blocking calls in a thread."""
     from asgiref.sync import sync_to_async
 
@@ -250,8 +251,7 @@ async def arun(flow: Flow[_T], transport: Transport | None = None) -> _T:
     for effect in steps:
         with steps.performing():
             if isinstance(effect, Send):
-                assert transport is not None, "a flow that sends needs a transport"
-                steps.result = await _asend(transport, effect.request)
+                steps.result = await _asend(effect.transport, effect.request)
             elif isinstance(effect, Sleep):
                 await asyncio.sleep(effect.seconds)
             else:

@@ -329,6 +329,8 @@ class _Profile:
     seal: EntrySeal
     refresh_margin: float
     cache: TokenCache
+    timeout: tuple[float, float]  # (connect, read) from the extras; a hook's timeout option wins
+    verify: bool | str
     resolved_at: float
 
 
@@ -473,6 +475,11 @@ class TokenHook(BaseHook):
             seal=EntrySeal(request.material(), self.cache_key),
             refresh_margin=self._resolve_margin(settings),
             cache=self._resolve_cache(settings),
+            timeout=(
+                settings.number("connect_timeout", DEFAULT_TIMEOUT[0], 0.001, 600),
+                settings.number("read_timeout", DEFAULT_TIMEOUT[1], 0.001, 3600),
+            ),
+            verify=settings.extra("ca_bundle", str, "") or True,
             resolved_at=time.monotonic(),
         )
 
@@ -539,18 +546,14 @@ class TokenHook(BaseHook):
     @cached_property
     def transport(self) -> Transport:
         """Return the HTTP session, timeouts and TLS settings."""
-        settings = self.settings
+        profile = self._profile
+        timeout = profile.timeout
         if self._timeout_option is not None:
             option = self._timeout_option
             timeout = option if isinstance(option, tuple) else (float(option), float(option))
             if min(timeout) <= 0:
                 raise TokenConfigError(self.conn_id, "timeout", "must be positive")
-        else:
-            connect = settings.number("connect_timeout", DEFAULT_TIMEOUT[0], 0.001, 600)
-            read = settings.number("read_timeout", DEFAULT_TIMEOUT[1], 0.001, 3600)
-            timeout = (connect, read)
-        ca_bundle = settings.extra("ca_bundle", str, "")
-        return Transport(self._session, timeout, ca_bundle or True)
+        return Transport(self._session, timeout, profile.verify)
 
     @cached_property
     def retrying(self) -> tenacity.Retrying:
@@ -573,12 +576,17 @@ class TokenHook(BaseHook):
         """Return the token request under the retry policy, as a flow either driver runs."""
         profile = self._profile
         return fetch_flow(
-            self.conn_id, profile.token_request, profile.response_fields, self.retrying, vendor=self.conn_type
+            self.conn_id,
+            profile.token_request,
+            profile.response_fields,
+            self.retrying,
+            self.transport,
+            vendor=self.conn_type,
         )
 
     def _fetch(self) -> AccessToken:
         """Send the token request now; whoever hands the token out masks it."""
-        return run(self._fetch_flow(), self.transport)
+        return run(self._fetch_flow())
 
     def fetch_access_token(self) -> AccessToken:
         """Request a new token from the vendor, bypassing every cache (the token is masked, too)."""
@@ -589,7 +597,7 @@ class TokenHook(BaseHook):
     async def afetch_access_token(self) -> AccessToken:
         """Request a new token as :meth:`fetch_access_token` does, without blocking the event loop."""
         await self._aprofile()
-        token = await arun(self._fetch_flow(), self.transport)
+        token = await arun(self._fetch_flow())
         mask_once(token)
         return token
 
@@ -605,7 +613,6 @@ class TokenHook(BaseHook):
             seal=profile.seal,
             force_refresh=force_refresh,
             rejected=rejected,
-            transport=self.transport,
         )
 
     def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
