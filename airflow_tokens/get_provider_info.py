@@ -128,7 +128,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Airflow Tokens",
         "description": "Fetch, cache and refresh vendor API access tokens (Sirv, 360Learning, Manis, "
         "Podero, any OAuth2 client-credentials endpoint, any token endpoint described in its connection).",
-        "versions": ["0.1.0"],
+        "versions": ["0.2.0", "0.1.0"],
         "integrations": [
             {"integration-name": "Airflow Tokens", "tags": ["service"]},
         ],
