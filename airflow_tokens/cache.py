@@ -465,7 +465,7 @@ class TokenCache:
             return ask.served(held, "memory")
         store = self._shared()
         if store is None:
-            return (yield from self._fetch(ask, fetch, None, seal, lease=None, keep=self.remember))
+            return (yield from self._fetch(ask, fetch, None, seal, lease=None))
         if seal is None:
             raise TypeError("a TokenCache with a shared store needs the connection's EntrySeal")
         held = yield from self._load(store, ask, seal)
@@ -502,9 +502,7 @@ class TokenCache:
         try:
             raw = yield Call(store.load, (ask.key,))
         except Exception as exc:
-            log.warning(
-                "Could not read the %s token cache for %s: %s", store.name, ask.key, type(exc).__name__
-            )
+            log.warning("Could not read the %s token cache for %s: %s", store.name, ask.key, _kind(exc))
             return None
         if raw is None:
             return None
@@ -558,9 +556,7 @@ class TokenCache:
             try:
                 current = yield Call(store.load_lease, (ask.key,))
             except Exception as exc:
-                log.warning(
-                    "Could not read the refresh lease for %s (%s); fetching", ask.key, type(exc).__name__
-                )
+                log.warning("Could not read the refresh lease for %s (%s); fetching", ask.key, _kind(exc))
                 return None
             if current is not None and current.until > time.time():
                 if held is not None and ask.tolerates(held):
@@ -575,9 +571,7 @@ class TokenCache:
                 yield Sleep(self.settle)
                 seen = yield Call(store.load_lease, (ask.key,))
             except Exception as exc:
-                log.warning(
-                    "Could not write the refresh lease for %s (%s); fetching", ask.key, type(exc).__name__
-                )
+                log.warning("Could not write the refresh lease for %s (%s); fetching", ask.key, _kind(exc))
                 return None
             if seen == mine:
                 metrics.lease(ask.key, "taken")
@@ -614,9 +608,8 @@ class TokenCache:
         seal: EntrySeal | None,
         *,
         lease: Lease | None,
-        keep: bool = True,
     ) -> Flow[AccessToken]:
-        """Fetch, keep the token in memory (unless not to ``keep``) and the store, give up the lease."""
+        """Fetch, keep the token in memory (if this cache remembers) and the store, give up the lease."""
         metrics.cache_miss(ask.key)
         try:
             started = fetch()
@@ -625,7 +618,7 @@ class TokenCache:
             if lease is not None and store is not None:
                 yield from self._release(store, ask.key)
             raise
-        if not keep:
+        if not self.remember:
             return token
         entry = CacheEntry(token, ask.fingerprint, HOSTNAME)
         MEMORY.entries[ask.key] = _Held(entry, random.random() if store is not None else 0.0)
@@ -648,6 +641,4 @@ class TokenCache:
         try:
             yield Call(store.clear_lease, (key,))
         except Exception as exc:
-            log.warning(
-                "Could not clear the refresh lease for %s (%s); it lapses by itself", key, type(exc).__name__
-            )
+            log.warning("Could not clear the refresh lease for %s (%s); it lapses by itself", key, _kind(exc))
