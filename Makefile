@@ -13,7 +13,7 @@ FLOOR_VENV := .venv-floor
 FLOOR_CONSTRAINTS := constraints/airflow-3.2.txt
 FLOOR_STAMP := $(FLOOR_VENV)/.installed
 
-.PHONY: demo test lint pytest pytest-floor services reliability bench airflow clean
+.PHONY: demo test lint dist pytest pytest-floor services reliability bench airflow clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,13 +51,20 @@ services:
 demo: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python scripts/demo.py
 
-## test: lint, type-check, run the whole test suite, then the floor tests on the lowest supported Airflow
-test: lint pytest pytest-floor
+## test: lint, type-check, build and check the distributions, run the whole test suite, then the floor
+## tests on the lowest supported Airflow
+test: lint dist pytest pytest-floor
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## dist: build the sdist and the wheel into dist/, then check them as PyPI would (metadata, README)
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --installer uv --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 pytest: $(STAMP) $(CHROMIUM) services
 	$(BIN)/python -m pytest
@@ -94,4 +101,4 @@ airflow: $(STAMP)
 	$(BIN)/python scripts/local_airflow.py
 
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) .demo
+	rm -rf $(VENV) $(FLOOR_VENV) .demo dist
