@@ -1,4 +1,4 @@
-"""Token caches: process memory in front, an optional shared store (Variable, XCom) behind it.
+"""The cache policy: process memory in front, an optional shared store (Variable, XCom) behind it.
 
 :class:`TokenCache` holds the one cache policy. It is a sans-IO flow (see :mod:`airflow_tokens.flow`)
 that the sync and the async paths both drive: memory, then the shared store, then the host's file
@@ -8,26 +8,21 @@ lock, then the deployment-wide lease, then one fetch. Entries in shared stores a
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import logging
 import os
 import random
-import socket
-import sys
-import tempfile
-import threading
 import time
 import uuid
-import weakref
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, cast
 
 from airflow_tokens import metrics
 from airflow_tokens.flow import Call, Sleep, arun, run
+from airflow_tokens.hostlock import file_lock, try_lock
+from airflow_tokens.memory import MEMORY, Held
+from airflow_tokens.options import LEASE_SECONDS, default
 from airflow_tokens.sealing import CacheEntry, UnusableEntry
+from airflow_tokens.stores import HOSTNAME, Lease
 from airflow_tokens.token import AccessToken
 
 if TYPE_CHECKING:
@@ -37,207 +32,14 @@ if TYPE_CHECKING:
 
     from airflow_tokens.flow import Flow
     from airflow_tokens.sealing import EntrySeal
+    from airflow_tokens.stores import LeasingStore, SharedStore
 
     #: What a cache calls for a new token: a flow (the hooks), or a plain function (tests, scripts).
     Fetch = Callable[[], Flow[AccessToken] | AccessToken]
 
-__all__ = [
-    "MEMORY",
-    "CacheEntry",
-    "Lease",
-    "SharedStore",
-    "TokenCache",
-    "VariableStore",
-    "XComStore",
-    "clear_memory_cache",
-    "forget_connections",
-    "in_task",
-    "mask_once",
-]
+__all__ = ["TokenCache"]
 
 log = logging.getLogger(__name__)
-
-#: This host's name, recorded in every entry and lease it writes.
-HOSTNAME = socket.gethostname()
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """
-    Say which process refreshes a token for the whole deployment, and until when.
-
-    :param holder: ``host:pid:nonce`` of the process that refreshes.
-    :param until: epoch second at which the lease lapses, whether or not a token was stored.
-    """
-
-    holder: str
-    until: float
-
-    def to_json(self) -> str:
-        """Serialise for a store (no secret in it)."""
-        return json.dumps({"holder": self.holder, "until": self.until})
-
-    @classmethod
-    def from_json(cls, raw: Any) -> Lease | None:
-        """Parse :meth:`to_json` output; None for anything else."""
-        try:
-            data = json.loads(raw) if isinstance(raw, str | bytes) else raw
-            return cls(str(data["holder"]), float(data["until"]))
-        except (TypeError, ValueError, KeyError):
-            return None
-
-
-class SharedStore(Protocol):
-    """A store that several processes share; every method may fail and must not be trusted blindly."""
-
-    name: str
-    #: Whether the store can keep a lease beside the entry (deployment-wide single flight).
-    leases: bool
-
-    def available(self) -> bool:
-        """Say whether the store can be used in this process."""
-
-    def load(self, key: str) -> Any:
-        """Return the stored (sealed) value, or None when there is none."""
-
-    def save(self, key: str, value: dict[str, Any]) -> None:
-        """Store the sealed value, replacing any other."""
-
-    def load_lease(self, key: str) -> Lease | None:
-        """Return the lease on ``key``, or None."""
-
-    def save_lease(self, key: str, lease: Lease) -> None:
-        """Write the lease on ``key``, replacing any other."""
-
-    def clear_lease(self, key: str) -> None:
-        """Remove the lease on ``key``."""
-
-
-def in_task() -> bool:
-    """Say whether this process runs Airflow tasks or triggers (Variables and XCom reachable)."""
-    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    return getattr(runner, "SUPERVISOR_COMMS", None) is not None
-
-
-class VariableStore:
-    """Keep the sealed token in an Airflow Variable, and the refresh lease in another."""
-
-    name = "variable"
-    leases = True
-    DESCRIPTION: ClassVar[str] = (
-        "Access token cached by airflow-tokens, encrypted with a key derived from the connection's secret "
-        "(replaced automatically before expiry)."
-    )
-
-    def available(self) -> bool:
-        """Say whether Variables can be read and written (only inside a task or trigger)."""
-        return in_task()
-
-    @staticmethod
-    def variable_key(key: str) -> str:
-        """Return the Variable key for a cache key; it contains ``token`` so Airflow masks its value."""
-        return f"airflow_tokens.access_token.{key}"
-
-    @staticmethod
-    def lease_key(key: str) -> str:
-        """Return the Variable key of the refresh lease for a cache key."""
-        return f"airflow_tokens.lease.{key}"
-
-    def load(self, key: str) -> Any:
-        """Return the sealed entry in the Variable, or None."""
-        from airflow.sdk import Variable
-
-        return Variable.get(self.variable_key(key), default=None)
-
-    def save(self, key: str, value: dict[str, Any]) -> None:
-        """Write the sealed entry to the Variable."""
-        from airflow.sdk import Variable
-
-        Variable.set(self.variable_key(key), json.dumps(value), description=self.DESCRIPTION)
-
-    def load_lease(self, key: str) -> Lease | None:
-        """Return the lease Variable's lease, or None."""
-        from airflow.sdk import Variable
-
-        return Lease.from_json(Variable.get(self.lease_key(key), default=None))
-
-    def save_lease(self, key: str, lease: Lease) -> None:
-        """Write the lease Variable."""
-        from airflow.sdk import Variable
-
-        Variable.set(self.lease_key(key), lease.to_json(), description="airflow-tokens refresh lease")
-
-    def clear_lease(self, key: str) -> None:
-        """Delete the lease Variable."""
-        from airflow.sdk import Variable
-
-        Variable.delete(self.lease_key(key))
-
-
-class XComStore:
-    """
-    Read the sealed token a :class:`~airflow_tokens.operators.token.FetchTokenOperator` pushed, in this run.
-
-    :param task_id: the producing task.
-    :param conn_id: the connection (for messages).
-    """
-
-    name = "xcom"
-    leases = False
-
-    def __init__(self, task_id: str, conn_id: str) -> None:
-        self.task_id = task_id
-        self.conn_id = conn_id
-
-    def available(self) -> bool:
-        """Say whether XCom can be read (only inside a task)."""
-        return in_task()
-
-    def load(self, key: str) -> Any:
-        """Return the producer's envelope, or None."""
-        from airflow.sdk import get_current_context
-
-        value = get_current_context()["ti"].xcom_pull(task_ids=self.task_id)
-        if value is None:
-            log.warning("Task %s pushed no token envelope; fetching a token", self.task_id)
-        return value
-
-    def save(self, key: str, value: dict[str, Any]) -> None:
-        """Keep a token fetched here in this process only: only the producer task pushes to XCom."""
-
-    def load_lease(self, key: str) -> Lease | None:
-        """Return None: XCom keeps no lease."""
-        return None
-
-    def save_lease(self, key: str, lease: Lease) -> None:
-        """Keep no lease (XCom is written by its producer task only)."""
-
-    def clear_lease(self, key: str) -> None:
-        """Keep no lease."""
-
-
-_masked: set[str] = set()
-
-
-def mask_once(token: AccessToken) -> None:
-    """Register the token with Airflow's secrets masker, once per process."""
-    if token.token in _masked:
-        return
-    from airflow.sdk.log import mask_secret
-
-    mask_secret(token.token)
-    _masked.add(token.token)
-
-
-@dataclass(slots=True)
-class _Held:
-    """A token this process holds, with its own spread of the refresh point and any deferral."""
-
-    entry: CacheEntry
-    #: 0..1: how late, within the first half of the margin, this process starts refreshing.
-    jitter: float = 0.0
-    #: While another process or host refreshes, hand the token out from memory until then.
-    defer_until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +52,7 @@ class _Ask:
     force_refresh: bool
     rejected: str | None
 
-    def _matches(self, held: _Held | None) -> bool:
+    def _matches(self, held: Held | None) -> bool:
         return (
             held is not None
             and not self.force_refresh
@@ -258,7 +60,7 @@ class _Ask:
             and held.entry.token.token != self.rejected
         )
 
-    def accepts(self, held: _Held | None) -> bool:
+    def accepts(self, held: Held | None) -> bool:
         """Say whether ``held`` is fresh: before this process's refresh point for it."""
         if not self._matches(held):
             return False
@@ -270,7 +72,7 @@ class _Ask:
             < token.refresh_at(self.margin) + held.jitter * token.effective_margin(self.margin) / 2
         )
 
-    def tolerates(self, held: _Held | None) -> bool:
+    def tolerates(self, held: Held | None) -> bool:
         """Say whether ``held`` may be handed out while another refreshes: a quarter of its margin left."""
         if not self._matches(held):
             return False
@@ -278,13 +80,13 @@ class _Ask:
         token = held.entry.token
         return time.time() < token.expires_at.timestamp() - token.effective_margin(self.margin) / 4
 
-    def hit(self, held: _Held | None) -> bool:
+    def hit(self, held: Held | None) -> bool:
         """Say whether memory alone answers: fresh, or tolerated while a refresh elsewhere is awaited."""
         return self.accepts(held) or (
             held is not None and time.time() < held.defer_until and self.tolerates(held)
         )
 
-    def served(self, held: _Held | None, layer: str) -> AccessToken:
+    def served(self, held: Held | None, layer: str) -> AccessToken:
         """Return the token of ``held``, counted as a cache hit in ``layer`` (memory or the store's name)."""
         assert held is not None
         if metrics.on:  # on the hottest path (a memory hit): not even a call when metrics are off
@@ -292,75 +94,9 @@ class _Ask:
         return held.entry.token
 
 
-class _Memory:
-    """The process-wide table of cached tokens, with one lock per key for single-flight fetches."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, _Held] = {}
-        #: What hooks resolved from their connection, reused by new hook objects for a short while.
-        self.profiles: dict[Any, Any] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._guard = threading.Lock()
-
-    def lock(self, key: str) -> threading.Lock:
-        """Return the thread lock of ``key``."""
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def alock(self, key: str) -> asyncio.Lock:
-        """Return the asyncio lock of ``key`` on the running loop (it never blocks the loop)."""
-        loop = asyncio.get_running_loop()
-        with self._guard:
-            return self._alocks.setdefault(loop, {}).setdefault(key, asyncio.Lock())
-
-    def clear(self) -> None:
-        """Forget every token and profile."""
-        self.entries.clear()
-        self.profiles.clear()
-
-
-MEMORY = _Memory()
-
-
-def clear_memory_cache() -> None:
-    """Forget every token and connection cached in this process (shared stores are untouched)."""
-    MEMORY.clear()
-
-
-def forget_connections() -> None:
-    """Make new hooks re-read their connection now rather than within ``CONNECTION_TTL`` seconds."""
-    MEMORY.profiles.clear()
-
-
 def _kind(exc: BaseException) -> str:
     """Name an error for a log line (its message may quote what was stored)."""
     return type(exc).__name__
-
-
-def _lock_path(key: str) -> Path:
-    folder = Path(tempfile.gettempdir()) / f"airflow-tokens-locks-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.lock"
-
-
-def _file_lock(key: str) -> filelock.FileLock:
-    import filelock
-
-    # Not thread-local: the async driver may try and release it from different threads.
-    return filelock.FileLock(_lock_path(key), thread_local=False)
-
-
-def _try_lock(lock: filelock.FileLock) -> bool:
-    import filelock
-
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        return False
-    return True
 
 
 class TokenCache:
@@ -378,7 +114,6 @@ class TokenCache:
     request, never a hang or an error.
 
     :param store: the shared store behind process memory, or None for memory only.
-    :param remember: whether to keep tokens at all; False fetches on every call (``cache="none"``).
     :param lock_timeout: seconds to wait for another process's fetch on this host before fetching anyway.
     :param cross_process_lock: whether processes on one host fetch one at a time (a file lock); turn it
         off only where file locks do not work.
@@ -393,16 +128,12 @@ class TokenCache:
         store: SharedStore | None = None,
         lock_timeout: float = 120.0,
         *,
-        remember: bool = True,
         cross_process_lock: bool = True,
-        lease_seconds: float = 30.0,
+        lease_seconds: float = default(LEASE_SECONDS),
         settle: float = 0.5,
         poll: float = 0.25,
     ) -> None:
-        if store is not None and not remember:
-            raise ValueError("a TokenCache that remembers nothing has no store")
         self.store = store
-        self.remember = remember
         self.lock_timeout = lock_timeout
         self.cross_process_lock = cross_process_lock
         self.lease_seconds = lease_seconds
@@ -432,7 +163,7 @@ class TokenCache:
         vendor refused), so a token another caller already renewed is reused. ``seal`` encrypts what the
         shared store keeps (required with a store).
         """
-        ask = _Ask(key, fingerprint, margin, force_refresh or not self.remember, rejected)
+        ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
         held = MEMORY.entries.get(key)
         if ask.hit(held):
             return ask.served(held, "memory")
@@ -451,7 +182,7 @@ class TokenCache:
         rejected: str | None = None,
     ) -> AccessToken:
         """Return a token as :meth:`get` does, without blocking the event loop."""
-        ask = _Ask(key, fingerprint, margin, force_refresh or not self.remember, rejected)
+        ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
         held = MEMORY.entries.get(key)
         if ask.hit(held):
             return ask.served(held, "memory")
@@ -471,7 +202,7 @@ class TokenCache:
         held = yield from self._load(store, ask, seal)
         if ask.accepts(held):
             return ask.served(held, store.name)
-        lock = _file_lock(ask.key) if self.cross_process_lock else None
+        lock = file_lock(ask.key) if self.cross_process_lock else None
         locked = yield from self._lock(lock, ask, held)
         if isinstance(locked, AccessToken):
             return locked
@@ -482,7 +213,7 @@ class TokenCache:
                     return ask.served(held, store.name)
             lease: Lease | None = None
             if store.leases and self.lease_seconds > 0 and not ask.force_refresh:
-                outcome = yield from self._lease(store, ask, seal, held)
+                outcome = yield from self._lease(cast("LeasingStore", store), ask, seal, held)
                 if isinstance(outcome, AccessToken):
                     return outcome
                 lease = outcome
@@ -492,12 +223,12 @@ class TokenCache:
                 assert lock is not None
                 lock.release()
 
-    def _defer(self, ask: _Ask, held: _Held, wait: float) -> AccessToken:
+    def _defer(self, ask: _Ask, held: Held, wait: float) -> AccessToken:
         """Hand out ``held`` from memory for ``wait`` seconds while someone else refreshes."""
         held.defer_until = time.time() + wait
         return ask.served(held, "memory")
 
-    def _load(self, store: SharedStore, ask: _Ask, seal: EntrySeal) -> Flow[_Held | None]:
+    def _load(self, store: SharedStore, ask: _Ask, seal: EntrySeal) -> Flow[Held | None]:
         """Read and open the shared entry and keep it in memory; a failing or foreign one counts as none."""
         try:
             raw = yield Call(store.load, (ask.key,))
@@ -514,20 +245,18 @@ class TokenCache:
         current = MEMORY.entries.get(ask.key)
         if current is not None and current.entry == entry:
             return current
-        held = _Held(entry, random.random())
+        held = Held(entry, random.random())
         MEMORY.entries[ask.key] = held
         return held
 
-    def _lock(
-        self, lock: filelock.FileLock | None, ask: _Ask, held: _Held | None
-    ) -> Flow[bool | AccessToken]:
+    def _lock(self, lock: filelock.FileLock | None, ask: _Ask, held: Held | None) -> Flow[bool | AccessToken]:
         """Take the host's lock; True when taken, a token to hand out while another process refreshes."""
         if lock is None:
             return False
         started = time.monotonic()
         while True:
             try:
-                if (yield Call(_try_lock, (lock,))):
+                if (yield Call(try_lock, (lock,))):
                     return True
             except OSError as exc:
                 log.warning("Cannot use the cross-process token lock (%s); fetching without it", exc)
@@ -540,7 +269,7 @@ class TokenCache:
             yield Sleep(0.05)
 
     def _lease(
-        self, store: SharedStore, ask: _Ask, seal: EntrySeal, held: _Held | None
+        self, store: LeasingStore, ask: _Ask, seal: EntrySeal, held: Held | None
     ) -> Flow[Lease | AccessToken | None]:
         """
         Return the lease this process now holds, a token another host refreshes or stored, or None.
@@ -580,7 +309,7 @@ class TokenCache:
         return None
 
     def _await_holder(
-        self, store: SharedStore, ask: _Ask, seal: EntrySeal, lease: Lease
+        self, store: LeasingStore, ask: _Ask, seal: EntrySeal, lease: Lease
     ) -> Flow[AccessToken | None]:
         """Wait for the token the lease holder stores; None once the lease lapses or changes hands."""
         metrics.lease(ask.key, "waited")
@@ -609,19 +338,17 @@ class TokenCache:
         *,
         lease: Lease | None,
     ) -> Flow[AccessToken]:
-        """Fetch, keep the token in memory (if this cache remembers) and the store, give up the lease."""
+        """Fetch, keep the token in memory and the store, give up the lease."""
         metrics.cache_miss(ask.key)
         try:
             started = fetch()
             token = started if isinstance(started, AccessToken) else (yield from started)
         except Exception:
             if lease is not None and store is not None:
-                yield from self._release(store, ask.key)
+                yield from self._release(cast("LeasingStore", store), ask.key)
             raise
-        if not self.remember:
-            return token
         entry = CacheEntry(token, ask.fingerprint, HOSTNAME)
-        MEMORY.entries[ask.key] = _Held(entry, random.random() if store is not None else 0.0)
+        MEMORY.entries[ask.key] = Held(entry, random.random() if store is not None else 0.0)
         if store is not None and seal is not None:
             try:
                 yield Call(store.save, (ask.key, seal.seal(entry)))
@@ -633,11 +360,11 @@ class TokenCache:
                     _kind(exc),
                 )
             if lease is not None:
-                yield from self._release(store, ask.key)
+                yield from self._release(cast("LeasingStore", store), ask.key)
         return token
 
     @staticmethod
-    def _release(store: SharedStore, key: str) -> Flow[None]:
+    def _release(store: LeasingStore, key: str) -> Flow[None]:
         try:
             yield Call(store.clear_lease, (key,))
         except Exception as exc:

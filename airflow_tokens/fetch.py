@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_tokens import metrics
@@ -26,71 +23,12 @@ from airflow_tokens.retry import parse_retry_after
 from airflow_tokens.token import AccessToken
 
 if TYPE_CHECKING:
-    import requests
     import tenacity
 
     from airflow_tokens.flow import Flow, HttpResponse
+    from airflow_tokens.request import TokenRequest, Transport
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRequest:
-    """
-    Describe one token request; vendors build it, :func:`fetch_token` sends it.
-
-    :param url: the token endpoint.
-    :param secrets: the credential values to keep out of every message (never sent by themselves).
-    :param method: the HTTP method.
-    :param headers: request headers.
-    :param json: a JSON body, if any.
-    :param data: a form body, if any.
-    :param auth: HTTP Basic credentials, if any.
-    """
-
-    url: str
-    secrets: tuple[str, ...] = field(repr=False)
-    method: str = "POST"
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
-    json: dict[str, Any] | None = field(default=None, repr=False)
-    data: dict[str, str] | None = field(default=None, repr=False)
-    auth: tuple[str, str] | None = field(default=None, repr=False)
-
-    def material(self) -> bytes:
-        """Return everything that decides which token the vendor issues, credentials included."""
-        return json.dumps(
-            [self.method, self.url, self.headers, self.json, self.data, self.auth],
-            sort_keys=True,
-            ensure_ascii=False,
-        ).encode()
-
-    def fingerprint(self) -> str:
-        """Return a digest of :meth:`material`; a changed credential gives another fingerprint."""
-        return hashlib.sha256(b"airflow-tokens/v1\0" + self.material()).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class Transport:
-    """
-    Carry the HTTP settings of a hook.
-
-    :param session: the requests session that sends sync token requests (one is made when needed).
-    :param timeout: connect and read timeouts in seconds.
-    :param verify: True, or the path of a CA bundle; TLS verification is never off.
-    """
-
-    session: requests.Session | None = None
-    timeout: tuple[float, float] = (10.0, 30.0)
-    verify: bool | str = True
-
-    @cached_property
-    def requests_session(self) -> requests.Session:
-        """Return the given session, or a new one made on the first sync request."""
-        if self.session is not None:
-            return self.session
-        import requests  # only a fetch needs it: a task served from a cache never imports it
-
-        return requests.Session()
 
 
 def read_response(conn_id: str, request: TokenRequest, response: HttpResponse, attempt: int) -> Any:

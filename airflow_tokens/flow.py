@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:
     import ssl
 
-    from airflow_tokens.fetch import TokenRequest, Transport
+    from airflow_tokens.request import TokenRequest, Transport
 
 _T = TypeVar("_T")
 #: TLS contexts by ``verify`` setting: loading CA certificates takes tens of milliseconds, done once.

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_tokens.cache import Lease, VariableStore
 from airflow_tokens.sealing import ENTRY_FORMAT, OLD_FORMATS
+from airflow_tokens.stores import Lease, VariableStore
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -103,10 +103,10 @@ def _iso(epoch: float) -> str:
 
 
 def _vendor(conn_type: str) -> str:
-    from airflow_tokens.get_provider_info import CONNECTION_TYPES
+    from airflow_tokens.vendors import VENDORS
 
-    names = {entry["connection-type"]: entry["hook-name"] for entry in CONNECTION_TYPES}
-    return str(names.get(conn_type, conn_type))
+    vendor = VENDORS.get(conn_type)
+    return vendor.name if vendor is not None else conn_type
 
 
 _ENTRY_FIELDS = ("token_type", "expires_at", "expires_in", "expired", "obtained_at", "obtained_by", "scope")

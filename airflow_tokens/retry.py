@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import tenacity
 
 from airflow_tokens.exceptions import TokenRequestError
+from airflow_tokens.options import MAX_ATTEMPTS, MAX_RETRY_SECONDS, default
 
 if TYPE_CHECKING:
     from tenacity.wait import WaitBaseT
@@ -76,8 +77,8 @@ class RetryPolicy:
     :param max_wait: the ceiling of one backoff wait (a ``Retry-After`` is honoured as given).
     """
 
-    max_attempts: int = 5
-    max_seconds: float = 60.0
+    max_attempts: int = int(default(MAX_ATTEMPTS))
+    max_seconds: float = default(MAX_RETRY_SECONDS)
     initial_wait: float = 0.5
     max_wait: float = 10.0
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import requests.auth
@@ -10,7 +11,22 @@ import requests.auth
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from airflow_tokens.hooks.base import TokenHook
+    from airflow_tokens.token import AccessToken
+
+
+class TokenSource(Protocol):
+    """What hands out tokens to an authentication: a token hook."""
+
+    def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
+        """Return a fresh token; ``rejected`` names one the vendor refused."""
+
+    async def aget_access_token(
+        self, force_refresh: bool = False, *, rejected: str | None = None
+    ) -> AccessToken:
+        """Return a fresh token without blocking the event loop."""
+
+
+log = logging.getLogger(__name__)
 
 _SENT_TOKEN = "_airflow_tokens_sent"
 
@@ -19,10 +35,10 @@ class TokenAuth(requests.auth.AuthBase):
     """
     Send the hook's token; on a 401, drop that token if it is still cached, renew it, retry once.
 
-    :param hook: the token hook that supplies tokens.
+    :param hook: the token hook (or any :class:`TokenSource`) that supplies tokens.
     """
 
-    def __init__(self, hook: TokenHook) -> None:
+    def __init__(self, hook: TokenSource) -> None:
         self.hook = hook
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -40,7 +56,7 @@ class TokenAuth(requests.auth.AuthBase):
         sent = getattr(response.request, _SENT_TOKEN, None)
         if response.status_code != 401 or sent is None:
             return response
-        self.hook.log.info("The vendor refused the token (HTTP 401); renewing it and retrying once")
+        log.info("The vendor refused the token (HTTP 401); renewing it and retrying once")
         token = self.hook.get_access_token(rejected=sent)
         response.content  # noqa: B018 - drain the body so the connection can be reused
         response.close()
@@ -57,10 +73,10 @@ class AsyncTokenAuth(httpx.Auth):
     """
     Send the hook's token from ``aget_access_token``; on a 401, renew that token and retry once.
 
-    :param hook: the token hook that supplies tokens.
+    :param hook: the token hook (or any :class:`TokenSource`) that supplies tokens.
     """
 
-    def __init__(self, hook: TokenHook) -> None:
+    def __init__(self, hook: TokenSource) -> None:
         self.hook = hook
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
@@ -69,7 +85,7 @@ class AsyncTokenAuth(httpx.Auth):
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code == 401:
-            self.hook.log.info("The vendor refused the token (HTTP 401); renewing it and retrying once")
+            log.info("The vendor refused the token (HTTP 401); renewing it and retrying once")
             token = await self.hook.aget_access_token(rejected=token.token)
             request.headers["Authorization"] = token.authorization
             yield request

@@ -28,7 +28,7 @@ VARIANTS = {"sirv_lease": "with the lease", "sirv_nolease": "lease turned off (`
 def run_multihost(work: Path, *, quick: bool) -> list[Section]:
     """Start the Celery deployment and the emulator, run both variants at once, stop everything."""
     from airflow_tokens.testing import EmulatorServer
-    from airflow_tokens.testing.celery_deployment import CeleryAirflow
+    from tests.harness.celery_deployment import CeleryAirflow
     from tests.multihost.scenarios import CELERY_CONNECTIONS, DAG_FILE, Deployment, sirv_connections
 
     seconds = 15 if quick else 30

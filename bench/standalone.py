@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from airflow_tokens.testing import EmulatorServer
-    from airflow_tokens.testing.deployment import LocalAirflow
+    from tests.harness.deployment import LocalAirflow
 
 DAG_FILE = REPO / "bench" / "dags" / "bench_token_workloads.py"
 PARALLEL_TASKS = 16
@@ -160,7 +160,7 @@ def _environment(emulator: EmulatorServer, results_dir: Path, pycache: Path) -> 
 def run_deployment(work: Path, *, quick: bool, workload: bool, variable_task: bool) -> list[Section]:
     """Start one deployment and the emulator, run the selected sections, stop everything."""
     from airflow_tokens.testing import EmulatorServer
-    from airflow_tokens.testing.deployment import LocalAirflow
+    from tests.harness.deployment import LocalAirflow
 
     sections: list[Section] = []
     results_dir = work / "task-results"

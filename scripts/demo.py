@@ -119,7 +119,7 @@ def connections(chosen: list[Example]) -> Iterator[None]:
     """Expose the examples' connections as ``AIRFLOW_CONN_*`` variables; restore the environment after."""
     from unittest import mock
 
-    from airflow_tokens.cache import forget_connections
+    from airflow_tokens.memory import forget_connections
 
     conns = {f"AIRFLOW_CONN_{example.conn_id.upper()}": json.dumps(example.conn) for example in chosen}
     with mock.patch.dict(os.environ, conns):
@@ -134,8 +134,8 @@ def cached_token(example: Example) -> AccessToken | None:
     """Return the token the tasks cached in the Variable, read from the metadata database."""
     from airflow.models.variable import Variable
 
-    from airflow_tokens.cache import VariableStore
     from airflow_tokens.hooks import get_token_hook
+    from airflow_tokens.stores import VariableStore
 
     key = VariableStore.variable_key(f"{example.vendor_conn_type}.{example.conn_id}")
     raw = Variable.get(key, default_var=None)
@@ -150,7 +150,7 @@ def run_example(dag: Any, example: Example, client: EmulatorClient) -> Outcome:
     Every task starts with an empty in-process token cache, as it would in its own worker process, so
     the tasks after the first get the token from the Variable, not from this process's memory.
     """
-    from airflow_tokens.cache import clear_memory_cache
+    from airflow_tokens.memory import clear_memory_cache
 
     outcome = Outcome(example)
 

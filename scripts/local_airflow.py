@@ -36,7 +36,7 @@ from airflow_tokens.testing import (
     EMULATOR_CLIENT_SECRET,
     EmulatorServer,
 )
-from airflow_tokens.testing.deployment import DeploymentError, LocalAirflow, free_port
+from tests.harness.deployment import DeploymentError, LocalAirflow, free_port
 
 if TYPE_CHECKING:
     from types import FrameType

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from airflow_tokens.testing.deployment import AirflowDeployment
+from tests.harness.deployment import AirflowDeployment
 
 #: The renderings of an XCom entry the REST API offers, by name in the answers.
 XCOM_RENDERINGS: dict[str, dict[str, str]] = {

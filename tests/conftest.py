@@ -64,7 +64,7 @@ def dagbag(airflow_db: Path) -> Any:
 @pytest.fixture(autouse=True)
 def _fresh_process_cache() -> Iterator[None]:
     """Start every test with an empty in-process token cache."""
-    from airflow_tokens.cache import clear_memory_cache
+    from airflow_tokens.memory import clear_memory_cache
 
     clear_memory_cache()
     yield

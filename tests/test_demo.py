@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_tokens.cache import VariableStore
+from airflow_tokens.stores import VariableStore
 from airflow_tokens.testing import EmulatorServer
 from tests.vendors import SIRV, VENDORS, delete_variable, variable_row
 

@@ -6,13 +6,14 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_tokens.cache import VariableStore, forget_connections
 from airflow_tokens.hooks.learning360 import Learning360TokenHook
 from airflow_tokens.hooks.manis import ManisTokenHook
 from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
 from airflow_tokens.hooks.podero import PoderoTokenHook
 from airflow_tokens.hooks.sirv import SirvTokenHook
 from airflow_tokens.hooks.token_endpoint import TokenEndpointHook
+from airflow_tokens.memory import forget_connections
+from airflow_tokens.stores import VariableStore
 from airflow_tokens.testing import (
     CUSTOM_ENDPOINT_EXTRA,
     CUSTOM_ENDPOINT_PATH,

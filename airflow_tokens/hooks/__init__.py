@@ -11,21 +11,21 @@ if TYPE_CHECKING:
 
 def hook_class_for(conn_type: str) -> type[TokenHook] | None:
     """Return the hook class registered for ``conn_type``, or None if it is not one of ours."""
-    from airflow_tokens.get_provider_info import CONNECTION_TYPES
+    from airflow_tokens.vendors import VENDORS
 
-    for entry in CONNECTION_TYPES:
-        if entry["connection-type"] == conn_type:
-            module, _, name = entry["hook-class-name"].rpartition(".")
-            hook: type[TokenHook] = getattr(importlib.import_module(module), name)
-            return hook
-    return None
+    vendor = VENDORS.get(conn_type)
+    if vendor is None:
+        return None
+    module, _, name = vendor.hook.rpartition(".")
+    hook: type[TokenHook] = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return hook
 
 
 def get_token_hook(conn_id: str, **options: Any) -> TokenHook:
     """Return the vendor hook for any airflow-tokens connection, chosen by its connection type."""
+    from airflow_tokens.connection import load_connection
     from airflow_tokens.exceptions import TokenConfigError
-    from airflow_tokens.get_provider_info import CONNECTION_TYPES, RENAMED_CONNECTION_TYPES
-    from airflow_tokens.hooks.base import load_connection
+    from airflow_tokens.vendors import RENAMED_CONNECTION_TYPES, VENDORS
 
     conn_type = load_connection(conn_id).conn_type or ""
     hook = hook_class_for(conn_type)
@@ -38,7 +38,6 @@ def get_token_hook(conn_id: str, **options: Any) -> TokenHook:
             f"to {renamed!r} (its fields and extras stay as they are)",
         )
     if hook is None:
-        known = ", ".join(entry["connection-type"] for entry in CONNECTION_TYPES)
-        raise TokenConfigError(conn_id, "conn_type", f"{conn_type!r} is not one of {known}")
+        raise TokenConfigError(conn_id, "conn_type", f"{conn_type!r} is not one of {', '.join(VENDORS)}")
     options[hook.conn_name_attr] = conn_id
     return hook(**options)

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_tokens.cache import HOSTNAME
 from airflow_tokens.hooks import get_token_hook
 from airflow_tokens.sealing import CacheEntry
+from airflow_tokens.stores import HOSTNAME
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -20,6 +20,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from airflow_tokens.testing.constants import (
+    CUSTOM_ENDPOINT_EXTRA,
+    CUSTOM_ENDPOINT_PATH,
+    EMULATOR_CLIENT_ID,
+    EMULATOR_CLIENT_SECRET,
+    VENDORS,
+)
+
 if TYPE_CHECKING:
     from airflow_tokens.testing.emulator import (
         EmulatorClient,
@@ -29,24 +37,6 @@ if TYPE_CHECKING:
         Fault,
         create_app,
     )
-
-EMULATOR_CLIENT_ID = "emulator-client-id"
-EMULATOR_CLIENT_SECRET = "emulator-client-secret"
-#: The emulated token endpoints: the seed vendors, any OAuth2 server, and a custom endpoint of no vendor
-#: (HTTP Basic and a form; a nested answer with an ISO 8601 expiry) for the token_endpoint connection type.
-VENDORS: tuple[str, ...] = ("sirv", "learning360", "manis", "podero", "oauth2", "custom")
-#: The path of the custom endpoint's token URL on the emulator.
-CUSTOM_ENDPOINT_PATH = "/api/v3/auth/sessions"
-#: The extras of a ``token_endpoint`` connection that describe the custom endpoint.
-CUSTOM_ENDPOINT_EXTRA: dict[str, Any] = {
-    "credentials_in": "basic",
-    "body": {"grant": "session"},
-    "headers": {"Content-Type": "application/x-www-form-urlencoded"},
-    "token_field": "data.session.value",
-    "token_type_field": "data.session.type",
-    "expires_at_field": "data.session.expiresAt",
-    "scope_field": "data.session.scopes",
-}
 
 _LAZY_EXPORTS: dict[str, str] = {
     "EmulatorClient": "emulator",

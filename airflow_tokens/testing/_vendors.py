@@ -31,7 +31,7 @@ from http import HTTPStatus
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, unquote_plus
 
-from airflow_tokens.testing import CUSTOM_ENDPOINT_PATH, VENDORS
+from airflow_tokens.testing.constants import CUSTOM_ENDPOINT_PATH, VENDORS
 
 ExpiresAtUnit = Literal["s", "ms"]
 BasicAuthEncoding = Literal["either", "form", "raw"]

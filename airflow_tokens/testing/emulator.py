@@ -34,8 +34,8 @@ from fastapi import FastAPI, HTTPException
 from starlette.requests import Request  # noqa: TC002 - FastAPI resolves endpoint annotations at runtime
 from starlette.responses import JSONResponse, Response
 
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, VENDORS
 from airflow_tokens.testing._vendors import VENDOR_TABLE, Reply, TokenRequest, Vendor, VendorContext
+from airflow_tokens.testing.constants import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, VENDORS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping

@@ -126,8 +126,9 @@ def requests_auth_client_credentials() -> None:
 @task
 def airflow_tokens_no_lock(barrier: bool = False) -> None:
     """Get the Sirv token through the Variable cache with its file lock and its lease turned off."""
-    from airflow_tokens.cache import TokenCache, VariableStore
+    from airflow_tokens.cache import TokenCache
     from airflow_tokens.hooks.sirv import SirvTokenHook
+    from airflow_tokens.stores import VariableStore
 
     cache = TokenCache(VariableStore(), cross_process_lock=False, lease_seconds=0)
     _timed(lambda: SirvTokenHook(cache=cache).get_token(), barrier)
@@ -146,8 +147,9 @@ def measure_variable_cache() -> None:
     """
     from airflow.sdk import BaseHook, Variable
 
-    from airflow_tokens.cache import MEMORY, VariableStore, clear_memory_cache
     from airflow_tokens.hooks.sirv import SirvTokenHook
+    from airflow_tokens.memory import MEMORY, clear_memory_cache
+    from airflow_tokens.stores import VariableStore
 
     conf = get_current_context()["dag_run"].conf or {}
     reps, batches, batch = int(conf.get("reps", 200)), int(conf.get("batches", 50)), 1000

@@ -30,7 +30,7 @@ import pytest
 
 from airflow_tokens.get_provider_info import get_provider_info
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer
-from airflow_tokens.testing.deployment import LocalAirflow
+from tests.harness.deployment import LocalAirflow
 from tests.vendors import VENDORS, VendorCase
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ def get_tokens() -> dict[str, Any]:
     import requests
 
     from airflow_tokens.hooks.sirv import SirvTokenHook
-    from airflow_tokens.testing.celery_deployment import host_name
+    from tests.harness.celery_deployment import host_name
 
     params = get_current_context()["params"]
     if params["own_tempdir"]:

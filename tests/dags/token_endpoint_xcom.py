@@ -10,8 +10,8 @@ from airflow_tokens.operators.token import FetchTokenOperator
 @task
 def use_token() -> int:
     """Read the token from XCom (as a task on another worker would) and call the protected API."""
-    from airflow_tokens.cache import clear_memory_cache
     from airflow_tokens.hooks.token_endpoint import TokenEndpointHook
+    from airflow_tokens.memory import clear_memory_cache
 
     clear_memory_cache()  # as if this task ran in its own worker process
     hook = TokenEndpointHook(cache="xcom", xcom_task_id="endpoint_token")

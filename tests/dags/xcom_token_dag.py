@@ -12,8 +12,8 @@ from airflow_tokens.operators.token import FetchTokenOperator
 @task
 def use_token() -> int:
     """Read the token from XCom (as a task on another worker would) and call the protected API."""
-    from airflow_tokens.cache import clear_memory_cache
     from airflow_tokens.hooks.sirv import SirvTokenHook
+    from airflow_tokens.memory import clear_memory_cache
 
     context = get_current_context()
     conf = context["dag_run"].conf or {}

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import tenacity
 
-from airflow_tokens.cache import VariableStore, clear_memory_cache
 from airflow_tokens.exceptions import TokenConfigError, TokenRequestError
 from airflow_tokens.flow import prepare
 from airflow_tokens.hooks.sirv import SirvTokenHook
+from airflow_tokens.memory import clear_memory_cache
 from airflow_tokens.retry import RetryPolicy
+from airflow_tokens.stores import VariableStore
 from airflow_tokens.testing import EmulatorServer, Fault
 from tests.vendors import SIRV, delete_variable, variable_row
 
@@ -100,7 +101,8 @@ def test_32_coroutines_on_one_loop_cause_one_request_and_the_loop_keeps_ticking(
 FIRST_USE = """
 import asyncio, json, sys
 
-from airflow_tokens.cache import Lease, TokenCache
+from airflow_tokens.stores import Lease
+from airflow_tokens.cache import TokenCache
 from airflow_tokens.hooks.sirv import SirvTokenHook
 
 

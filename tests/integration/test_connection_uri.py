@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_tokens.cache import clear_memory_cache, forget_connections
 from airflow_tokens.get_provider_info import get_provider_info
+from airflow_tokens.memory import clear_memory_cache, forget_connections
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer
 from tests.vendors import VENDORS
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_tokens.cache import clear_memory_cache
+from airflow_tokens.memory import clear_memory_cache
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EmulatorServer
 from tests.vendors import SIRV, delete_variable, set_variable, variable_row
 

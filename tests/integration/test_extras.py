@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import tenacity
 
+from airflow_tokens.connection import ConnectionSettings
 from airflow_tokens.exceptions import TokenConfigError
 from airflow_tokens.extras import COMMON_EXTRAS, EXTRAS, known_extras
 from airflow_tokens.hooks import get_token_hook
-from airflow_tokens.hooks.base import ConnectionSettings, TokenHook
+from airflow_tokens.hooks.base import TokenHook
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer
 
@@ -122,7 +123,7 @@ def test_an_unknown_extra_warns_once_per_process_and_the_token_is_still_fetched(
     key: str,
     suggestion: str | None,
 ) -> None:
-    from airflow_tokens.cache import forget_connections
+    from airflow_tokens.memory import forget_connections
 
     hook = connect(monkeypatch, conn_type, emulated(token_emulator, conn_type), {key: "30"})
     with caplog.at_level(logging.WARNING):

@@ -20,9 +20,9 @@ from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
 from flask import Flask, Response
 from werkzeug.serving import make_server
 
+from airflow_tokens.endpoint import encode_basic_credential
 from airflow_tokens.exceptions import TokenRequestError
 from airflow_tokens.hooks.base import TokenHook
-from airflow_tokens.hooks.oauth2 import encode_basic_credential
 from airflow_tokens.retry import RetryPolicy
 from tests.vendors import OAUTH2
 

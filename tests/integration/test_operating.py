@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_tokens.cache import Lease
+from airflow_tokens.stores import Lease
 from airflow_tokens.testing import Fault
 from tests.statsd import StatsdListener
 from tests.test_cli import _bytecode_cache, assert_one_line_error, run  # noqa: F401 (an autouse fixture)
@@ -36,7 +36,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "dags_example" / "sirv_example.p
 RUN_TWICE = """
 import sys
 from airflow.dag_processing.dagbag import DagBag
-from airflow_tokens.cache import clear_memory_cache
+from airflow_tokens.memory import clear_memory_cache
 
 dag = DagBag(dag_folder=sys.argv[1]).dags["sirv_token_example"]
 for _ in range(2):

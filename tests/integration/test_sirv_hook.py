@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import tenacity
 
-from airflow_tokens.cache import forget_connections
 from airflow_tokens.exceptions import TokenConfigError, TokenRequestError, TokenResponseError
 from airflow_tokens.hooks.sirv import SirvTokenHook
+from airflow_tokens.memory import forget_connections
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer, Fault
 from tests.vendors import SIRV, only_issued
@@ -78,7 +78,7 @@ def test_token_is_cached_across_hooks(sirv: HookFactory, token_emulator: Emulato
 def test_cache_none_keeps_nothing_and_fetches_on_every_call(
     sirv: HookFactory, token_emulator: EmulatorServer
 ) -> None:
-    from airflow_tokens.cache import MEMORY
+    from airflow_tokens.memory import MEMORY
 
     memory = sirv(cache="memory").get_token()  # a token another hook keeps in this process's memory
     hook = sirv({"extra": {"cache": "none"}})
@@ -86,6 +86,28 @@ def test_cache_none_keeps_nothing_and_fetches_on_every_call(
     assert token_emulator.client.token_requests("sirv") == 4
     assert len({memory, *tokens}) == 4  # none was served from memory, however fresh
     assert MEMORY.entries[hook.cache_key].entry.token.token == memory  # and none replaced it there
+
+
+def test_cache_none_calls_run_at_once_with_no_cache_in_between(
+    sirv: HookFactory, token_emulator: EmulatorServer
+) -> None:
+
+    from airflow_tokens.memory import MEMORY
+
+    token_emulator.client.inject("sirv", Fault.delay(2.0), Fault.delay(2.0))
+    hook = sirv(cache="none")
+    assert hook.cache is None  # no cache object at all: nothing to queue on
+    calls = [threading.Thread(target=hook.get_token) for _ in range(2)]
+    for call in calls:
+        call.start()
+    while token_emulator.client.token_requests("sirv") < 2 and all(call.is_alive() for call in calls):
+        time.sleep(0.02)
+    # Both requests reached the endpoint while both calls were still waiting for their answer.
+    assert token_emulator.client.token_requests("sirv") == 2
+    assert all(call.is_alive() for call in calls)
+    for call in calls:
+        call.join(timeout=30)
+    assert hook.cache_key not in MEMORY.entries
 
 
 @pytest.mark.parametrize(("field", "conn"), [("login", {"login": None}), ("password", {"password": ""})])

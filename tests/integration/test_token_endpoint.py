@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import tenacity
 
-from airflow_tokens.cache import forget_connections
 from airflow_tokens.exceptions import TokenConfigError, TokenRequestError, TokenResponseError
 from airflow_tokens.hooks import get_token_hook
 from airflow_tokens.hooks.token_endpoint import TokenEndpointHook
+from airflow_tokens.memory import forget_connections
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer, Fault
 from airflow_tokens.token import AccessToken

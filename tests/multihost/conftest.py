@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_tokens.testing import EmulatorServer
-from airflow_tokens.testing.celery_deployment import CeleryAirflow
+from tests.harness.celery_deployment import CeleryAirflow
 from tests.multihost.scenarios import CELERY_CONNECTIONS, DAG_FILE, Deployment, sirv_connections
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from airflow_tokens.token import MAX_MARGIN_FRACTION
 
 if TYPE_CHECKING:
     from airflow_tokens.testing import EmulatorServer
-    from airflow_tokens.testing.deployment import AirflowDeployment
+    from tests.harness.deployment import AirflowDeployment
 
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "multihost_tokens.py"
 #: Seconds a token lives in the refresh scenarios (Sirv's ``expiresIn``).

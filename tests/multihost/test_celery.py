@@ -186,7 +186,7 @@ def _failures(*runs: Run) -> str:
 def test_harness_import_is_cheap() -> None:
     # Every task process on a worker imports it to learn its host name ([core] hostname_callable).
     code = (
-        "import sys, airflow_tokens.testing.celery_deployment\n"
+        "import sys, tests.harness.celery_deployment\n"
         "print(sorted(m for m in ('airflow', 'requests', 'psutil', 'psycopg2') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from airflow_tokens.testing import EmulatorServer
-from airflow_tokens.testing.deployment import LocalAirflow
+from tests.harness.deployment import LocalAirflow
 from tests.multihost.scenarios import (
     DAG_FILE,
     SHORT_LIFETIME,

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_tokens.cache import Lease, TokenCache
+from airflow_tokens.cache import TokenCache
+from airflow_tokens.stores import Lease
 
 
 class FileStore:

@@ -7,7 +7,8 @@ from typing import Any
 
 import filelock
 
-from airflow_tokens.cache import TokenCache, _lock_path
+from airflow_tokens.cache import TokenCache
+from airflow_tokens.hostlock import lock_path as _lock_path
 from tests.reliability._hosts import FileStore
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_tokens.testing import EmulatorServer
-from airflow_tokens.testing.deployment import LocalAirflow
+from tests.harness.deployment import LocalAirflow
 from tests.vendors import SIRV
 
 if TYPE_CHECKING:

@@ -29,13 +29,13 @@ import pytest
 import requests
 
 from airflow_tokens.testing import Fault
-from airflow_tokens.testing.deployment import FINISHED_STATES, DeploymentError
+from tests.harness.deployment import FINISHED_STATES, DeploymentError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from airflow_tokens.testing import EmulatorServer
-    from airflow_tokens.testing.deployment import LocalAirflow
+    from tests.harness.deployment import LocalAirflow
     from tests.standalone.conftest import Deployments
 
 pytestmark = [pytest.mark.standalone, pytest.mark.timeout(420)]

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_tokens.cache import VariableStore
-from airflow_tokens.testing.deployment import LocalAirflow
+from airflow_tokens.stores import VariableStore
 from tests.audit import api_answers, leaks, leaks_by_line, needles, peak_concurrency, task_spans
+from tests.harness.deployment import LocalAirflow
 
 if TYPE_CHECKING:
     from tests.standalone.conftest import Deployments
@@ -178,7 +178,7 @@ def _failures(outcome: Outcome) -> str:
 
 def test_harness_import_is_cheap() -> None:
     code = (
-        "import sys, airflow_tokens.testing.deployment\n"
+        "import sys, tests.harness.deployment\n"
         "print(sorted(m for m in ('airflow', 'requests', 'psutil') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from airflow_tokens.cache import MEMORY, Lease, TokenCache
+from airflow_tokens.cache import TokenCache
+from airflow_tokens.memory import MEMORY
 from airflow_tokens.sealing import EntrySeal
+from airflow_tokens.stores import Lease
 from airflow_tokens.token import AccessToken
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

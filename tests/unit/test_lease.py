@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from airflow_tokens.cache import MEMORY, Lease, TokenCache, _Ask, _Held
+from airflow_tokens.cache import TokenCache, _Ask
+from airflow_tokens.memory import MEMORY
+from airflow_tokens.memory import Held as _Held
 from airflow_tokens.sealing import CacheEntry
+from airflow_tokens.stores import Lease
 from airflow_tokens.token import AccessToken
 from tests.unit.test_cache import SEAL, RawStore, Vendor
 

@@ -12,8 +12,9 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_tokens.cache import forget_connections
-from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook, encode_basic_credential
+from airflow_tokens.endpoint import encode_basic_credential
+from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
+from airflow_tokens.memory import forget_connections
 
 # Basic's separator, URL and form syntax, a space, a Latin-1 letter and characters outside Latin-1; and
 # text that already looks percent- or form-encoded, which must not be decoded a second time.

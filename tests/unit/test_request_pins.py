@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from airflow_tokens.cache import TokenCache, clear_memory_cache, forget_connections
+from airflow_tokens.cache import TokenCache
 from airflow_tokens.hooks import get_token_hook
 from airflow_tokens.hooks.sirv import SirvTokenHook
+from airflow_tokens.memory import clear_memory_cache, forget_connections
 from airflow_tokens.retry import RetryPolicy
 
 DATA = Path(__file__).parent / "data"

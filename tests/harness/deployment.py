@@ -2,7 +2,7 @@
 
 :class:`AirflowDeployment` holds what every kind of private deployment shares (the configuration,
 the DAGs folder, starting and stopping every process, the REST API helpers); :class:`LocalAirflow`
-is the one-host kind, and ``airflow_tokens.testing.celery_deployment.CeleryAirflow`` the many-host
+is the one-host kind, and ``tests.harness.celery_deployment.CeleryAirflow`` the many-host
 kind (CeleryExecutor, PostgreSQL, Redis).
 
 :class:`LocalAirflow` writes everything it needs under one directory: the configuration (by
@@ -11,7 +11,7 @@ files), the logs, the temporary files of every Airflow process, and the output o
 standalone``. It runs the scheduler (LocalExecutor), the DAG processor, the triggerer and the API
 server on a free loopback port, and drives them through the REST API::
 
-    from airflow_tokens.testing.deployment import LocalAirflow
+    from tests.harness.deployment import LocalAirflow
 
     with LocalAirflow(home, [Path("dags/my_dag.py")], env={"AIRFLOW_CONN_X": "..."}) as airflow:
         airflow.wait_for_dag("my_dag")
@@ -95,7 +95,7 @@ class AirflowDeployment:
     Run a private Airflow deployment in one directory and drive it through its REST API.
 
     The base of :class:`LocalAirflow` (``airflow standalone``) and
-    :class:`~airflow_tokens.testing.celery_deployment.CeleryAirflow` (CeleryExecutor on PostgreSQL and
+    :class:`~tests.harness.celery_deployment.CeleryAirflow` (CeleryExecutor on PostgreSQL and
     Redis). It writes the configuration as environment variables (``AIRFLOW_HOME``, a generated Fernet
     key and JWT secret, all admins, the API server on a free loopback port), a DAGs folder of symlinks,
     the logs and every process's output under ``home``; it starts the processes a subclass names in

@@ -8,7 +8,7 @@ file is shared between workers), its own Celery hostname ``w<n>@host<n>``, and t
 as ``hostname``). Every process listens on 127.0.0.1 only, on free ports, and :meth:`stop` leaves no
 process, database cluster or Redis data behind::
 
-    from airflow_tokens.testing.celery_deployment import CeleryAirflow
+    from tests.harness.celery_deployment import CeleryAirflow
 
     with CeleryAirflow(home, [Path("dags/my_dag.py")], env={"AIRFLOW_CONN_X": "..."}) as airflow:
         airflow.wait_for_dag("my_dag")
@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_tokens.testing.deployment import AirflowDeployment, DeploymentError, free_port
+from tests.harness.deployment import AirflowDeployment, DeploymentError, free_port
 
 __all__ = ["HOST_VARIABLE", "CeleryAirflow", "host_name", "postgres_bin_dir"]
 
@@ -97,7 +97,7 @@ class CeleryAirflow(AirflowDeployment):
     process is gone. Worker ``n`` gets ``TMPDIR=<home>/hosts/host<n>/tmp``, Celery hostname
     ``w<n>@host<n>`` and host name ``host<n>``; the task logs of every worker go to ``<home>/logs``
     (as with remote logging), and no worker serves logs. See
-    :class:`~airflow_tokens.testing.deployment.AirflowDeployment` for the environment, the lifecycle
+    :class:`~tests.harness.deployment.AirflowDeployment` for the environment, the lifecycle
     and the REST API helpers.
 
     :param home: the Airflow home; created if missing. Holds ``dags/``, ``logs/``, ``tmp/``,

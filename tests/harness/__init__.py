@@ -1,0 +1,1 @@
+"""Deployments of real Airflow for the tests and benchmarks: one host (standalone) and many (Celery)."""
