@@ -53,9 +53,6 @@ TESTING_EXTRA = "testing"
 UNDECLARED = {
     # Loaded through the pytest11 entry point, that is by pytest itself.
     "airflow_tokens.testing.pytest_plugin": {"pytest"},
-    # CeleryAirflow runs a CeleryExecutor deployment on PostgreSQL and Redis: whoever runs it installs the
-    # Celery provider and a PostgreSQL driver (the dev extra does).
-    "airflow_tokens.testing.celery_deployment": {"psycopg2"},
 }
 BUILD_TIMEOUT = 240
 INSTALL_TIMEOUT = 300
