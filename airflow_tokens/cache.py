@@ -237,6 +237,8 @@ class TokenCache:
             return None
         if raw is None:
             return None
+        if not seal.ready:
+            yield Call(seal.prepare)  # a memory-hard key derivation: off the event loop
         try:
             entry = seal.open(raw)
         except UnusableEntry as exc:
@@ -277,6 +279,9 @@ class TokenCache:
         None means the lease could not be written or confirmed: fetch anyway.
         """
         me = f"{HOSTNAME}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # When this process first saw each lease, by its own clock: another host's clock (or an absurd
+        # ``until``) never makes it wait longer than ``lease_seconds`` for one holder.
+        first_seen: dict[Lease, float] = {}
         for attempt in range(4):
             if attempt:
                 held = yield from self._load(store, ask, seal)
@@ -287,10 +292,13 @@ class TokenCache:
             except Exception as exc:
                 log.warning("Could not read the refresh lease for %s (%s); fetching", ask.key, _kind(exc))
                 return None
-            if current is not None and current.until > time.time():
+            give_up_at = (
+                first_seen.setdefault(current, time.monotonic()) + self.lease_seconds if current else 0
+            )
+            if current is not None and current.until > time.time() and time.monotonic() < give_up_at:
                 if held is not None and ask.tolerates(held):
                     return self._defer(ask, held, 4 * self.poll)
-                token = yield from self._await_holder(store, ask, seal, current)
+                token = yield from self._await_holder(store, ask, seal, current, give_up_at)
                 if token is not None:
                     return token
                 continue
@@ -309,11 +317,14 @@ class TokenCache:
         return None
 
     def _await_holder(
-        self, store: LeasingStore, ask: _Ask, seal: EntrySeal, lease: Lease
+        self, store: LeasingStore, ask: _Ask, seal: EntrySeal, lease: Lease, give_up_at: float
     ) -> Flow[AccessToken | None]:
-        """Wait for the token the lease holder stores; None once the lease lapses or changes hands."""
+        """Wait for the token the lease holder stores; None once the lease lapses or changes hands.
+
+        The lease lapses at its ``until`` or, by this process's own clock, at ``give_up_at``.
+        """
         metrics.lease(ask.key, "waited")
-        while time.time() < lease.until:
+        while time.time() < lease.until and time.monotonic() < give_up_at:
             yield Sleep(self.poll * (0.8 + 0.4 * random.random()))
             held = yield from self._load(store, ask, seal)
             if ask.accepts(held):
@@ -350,6 +361,8 @@ class TokenCache:
         entry = CacheEntry(token, ask.fingerprint, HOSTNAME)
         MEMORY.entries[ask.key] = Held(entry, random.random() if store is not None else 0.0)
         if store is not None and seal is not None:
+            if not seal.ready:
+                yield Call(seal.prepare)
             try:
                 yield Call(store.save, (ask.key, seal.seal(entry)))
             except Exception as exc:

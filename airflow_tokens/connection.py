@@ -7,7 +7,6 @@ and turn what Airflow cannot read into a :class:`~airflow_tokens.exceptions.Toke
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow_tokens.exceptions import TokenConfigError
 from airflow_tokens.extras import known_extras, unknown_extras
 from airflow_tokens.options import ALLOW_HTTP, CA_BUNDLE, default
+from airflow_tokens.request import is_loopback
 from airflow_tokens.stores import in_task
 from airflow_tokens.vendors import RENAMED_CONNECTION_TYPES
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from airflow_tokens.options import Extra
 
 _T = TypeVar("_T")
+#: The longest host (token URL) accepted: what RFC 9110 asks every server to read.
+MAX_URL_LENGTH = 8000
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +217,8 @@ class ConnectionSettings:
             if default is None:
                 raise self.error("host", "is required for this vendor (for example https://api.example.com)")
             return default.rstrip("/")
+        if len(host) > MAX_URL_LENGTH:
+            raise self.error("host", f"is {len(host)} characters long; a URL has {MAX_URL_LENGTH} at most")
         if "@" in re.split(r"[/?#]", host.split("://", 1)[-1], maxsplit=1)[0]:
             # Never echo the host here: it holds a credential.
             raise self.error(
@@ -229,7 +233,13 @@ class ConnectionSettings:
             raise self.error("host", f"{host!r} needs a scheme, like https://{host}")
         if parts.scheme not in ("https", "http"):
             raise self.error("host", f"scheme {parts.scheme!r} is not supported; use https://")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname) and not self.value(ALLOW_HTTP):
+        if not verbatim and (parts.query or parts.fragment):
+            # Never echo the host here: a query may hold a credential.
+            raise self.error(
+                "host",
+                "is a base URL that the token path is appended to: it takes no query (?) or fragment (#)",
+            )
+        if parts.scheme == "http" and not is_loopback(parts.hostname) and not self.value(ALLOW_HTTP):
             raise self.error(
                 "host",
                 f"plain http:// to {parts.hostname} would send credentials unencrypted; use https:// "
@@ -298,12 +308,3 @@ async def aload_connection(conn_id: str) -> Connection:
         return await BaseHook.aget_connection(conn_id)
     except AirflowNotFoundException as exc:
         raise _not_found(conn_id, env_var, value, exc) from exc
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False

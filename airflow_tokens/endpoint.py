@@ -8,12 +8,12 @@ a new method is a new row, not a branch in a vendor.
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from airflow_tokens.redaction import basic_forms
 from airflow_tokens.request import TokenRequest
 from airflow_tokens.response import ResponseFields
 from airflow_tokens.vendors import (
@@ -100,7 +100,7 @@ def _basic_pair(settings: ConnectionSettings, draft: _Draft, login: str, secret:
         raise settings.error("headers", "Authorization collides with the HTTP Basic credentials")
     draft.auth = (login, secret)
     # An endpoint that echoes the header it got would show the encoded secret: scrub that too.
-    draft.secrets += (base64.b64encode(f"{login}:{secret}".encode()).decode(),)
+    draft.secrets += basic_forms(login, secret)
 
 
 def _basic(settings: ConnectionSettings, vendor: Vendor, draft: _Draft) -> None:

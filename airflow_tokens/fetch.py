@@ -10,15 +10,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_tokens import metrics
+from airflow_tokens.body import BodyTooLarge, BodyUndecodable
 from airflow_tokens.exceptions import TokenRequestError, TokenResponseError
 from airflow_tokens.flow import Send, SendFailed, Sleep
-from airflow_tokens.response import (
-    ResponseFields,
-    ResponseProblem,
-    describe_error_body,
-    read_token_fields,
-    redact,
-)
+from airflow_tokens.redaction import redact
+from airflow_tokens.response import ResponseFields, ResponseProblem, describe_error_body, read_token_fields
 from airflow_tokens.retry import parse_retry_after
 from airflow_tokens.token import AccessToken
 
@@ -31,27 +27,43 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _json(text: str) -> Any:
+    """Return the JSON value of ``text``; raise ValueError for anything else, however deep its nesting."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def read_response(conn_id: str, request: TokenRequest, response: HttpResponse, attempt: int) -> Any:
     """Return the decoded JSON of a 2xx answer; raise the typed error any other answer deserves."""
     text = response.text
-    try:
-        payload = json.loads(text) if text.strip() else None
-    except ValueError:
-        payload = None
-        malformed = True
-    else:
-        malformed = False
     if response.status >= 300:
+        # The whole text is redacted before anything of it is read, and what is read of it before it
+        # is cut: a secret quoted in a JSON string is another form once the JSON is read.
+        safe = redact(text, request.secrets) or ""
+        try:
+            payload = _json(safe) if safe.strip() else None
+        except ValueError:
+            payload = None
+
+        def clean(part: str) -> str:
+            return redact(part, request.secrets) or ""
+
         raise TokenRequestError(
             conn_id,
             request.url,
             attempts=attempt,
             status=response.status,
-            vendor_message=redact(describe_error_body(payload, text), request.secrets),
+            vendor_message=describe_error_body(payload, safe, clean),
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
-    if malformed or payload is None:
-        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+    try:
+        payload = _json(text) if text.strip() else None
+    except ValueError:
+        payload = None
+    if payload is None:
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0][:80]
         raise TokenResponseError(
             conn_id, request.url, f"HTTP {response.status} body is not JSON ({kind}, {len(text)} chars)"
         )
@@ -84,6 +96,8 @@ def fetch_flow(
                     raise TokenRequestError(
                         conn_id, request.url, attempts=state.attempt_number, transport_error=failure.kind
                     ) from None
+                except (BodyTooLarge, BodyUndecodable) as problem:
+                    raise TokenResponseError(conn_id, request.url, str(problem)) from None
                 payload = read_response(conn_id, request, response, state.attempt_number)
                 state.set_result(_token(conn_id, request, fields, payload))
                 metrics.token_request(vendor, conn_id, None)

@@ -14,10 +14,15 @@ import asyncio
 import contextlib
 import importlib
 import os
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+from airflow_tokens.body import ACCEPT_ENCODING, BodyReader
+from airflow_tokens.request import is_loopback
 
 if TYPE_CHECKING:
     import ssl
@@ -151,14 +156,33 @@ class _Steps(Generic[_T]):
             self.error = exc
 
 
-def _send(transport: Transport, request: TokenRequest) -> HttpResponse:
-    import requests  # imported on the first fetch: a task served from a cache never needs it
+#: Every proxy a request would otherwise take from the environment, turned off (loopback requests).
+_NO_PROXIES: dict[str, str | None] = {"http": None, "https": None, "all": None}
+_CHUNK = 65536
+
+
+def _headers(request: TokenRequest) -> dict[str, str]:
+    """Return the request's headers with the encodings the body reader undoes."""
+    return {"Accept-Encoding": ACCEPT_ENCODING, **request.headers}
+
+
+def _deadline_passed(transport: Transport) -> SendFailed:
+    """Return the failure of an answer not read in full within ``read_timeout``: a read timeout too."""
+    return SendFailed("ReadTimeout")
+
+
+def _receive(
+    transport: Transport, request: TokenRequest, deadline: float, stop: threading.Event
+) -> HttpResponse:
+    """Send once with requests and read the answer chunk by chunk, within the size limit and deadline."""
+    import requests
+    import urllib3
 
     try:
         response = transport.requests_session.request(
             request.method,
             request.url,
-            headers=request.headers,
+            headers=_headers(request),
             json=request.json,
             data=request.data,
             # RFC 7617: Basic credentials are UTF-8 (requests would encode str as Latin-1).
@@ -166,10 +190,54 @@ def _send(transport: Transport, request: TokenRequest) -> HttpResponse:
             timeout=transport.timeout,
             verify=transport.verify,
             allow_redirects=False,
+            stream=True,
+            proxies=_NO_PROXIES if is_loopback(urlsplit(request.url).hostname) else None,  # type: ignore[arg-type]
         )
-        return HttpResponse(response.status_code, response.headers, response.text)
     except requests.RequestException as exc:
         raise SendFailed(type(exc).__name__) from None
+    try:
+        body = BodyReader(response.headers, transport.max_body)
+        while chunk := response.raw.read1(_CHUNK, decode_content=False):
+            body.feed(chunk)
+            if stop.is_set() or time.monotonic() > deadline:
+                raise _deadline_passed(transport)
+        return HttpResponse(response.status_code, response.headers, body.text())
+    except urllib3.exceptions.ReadTimeoutError:
+        raise SendFailed("ReadTimeout") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise SendFailed(type(exc).__name__) from None
+    finally:
+        response.close()
+
+
+def _send(transport: Transport, request: TokenRequest) -> HttpResponse:
+    """Send once and return the answer, or raise, within ``read_timeout`` in all.
+
+    The socket timeouts bound each read, not the answer: a server that drips its answer would hold
+    the caller for as long as it likes. The request runs in a worker thread the caller waits for until
+    the deadline; past it the worker is told to stop at its next read (a read waits ``read_timeout``
+    at most) and the caller gets a timeout.
+    """
+    deadline = time.monotonic() + transport.timeout[1]
+    stop = threading.Event()
+    outcome: list[HttpResponse | BaseException] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(_receive(transport, request, deadline, stop))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=attempt, name="airflow-tokens-request", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if not outcome:
+        stop.set()
+        raise _deadline_passed(transport)
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def run(flow: Flow[_T]) -> _T:
@@ -220,26 +288,38 @@ async def prepare(verify: bool | str = True) -> ssl.SSLContext:
 
 
 async def _asend(transport: Transport, request: TokenRequest) -> HttpResponse:
+    """Send once with httpx and read the answer within the size limit, all within ``read_timeout``."""
     import httpx
 
     connect, read = transport.timeout
+    # httpx sends header values as ASCII; Latin-1 ones are sent as their bytes, as requests sends them.
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in _headers(request).items()]
     try:
-        async with httpx.AsyncClient(
-            verify=await prepare(transport.verify),
-            timeout=httpx.Timeout(read, connect=connect),
-            follow_redirects=False,
-        ) as client:
-            response = await client.request(
+        async with (
+            asyncio.timeout(read),
+            httpx.AsyncClient(
+                verify=await prepare(transport.verify),
+                timeout=httpx.Timeout(read, connect=connect),
+                follow_redirects=False,
+                trust_env=not is_loopback(urlsplit(request.url).hostname),
+            ) as client,
+            client.stream(
                 request.method,
                 request.url,
-                headers=request.headers,
+                headers=headers,
                 json=request.json,
                 data=request.data,
                 # httpx encodes Basic credentials as UTF-8 (RFC 7617), like the sync path.
                 auth=request.auth,
-            )
-            return HttpResponse(response.status_code, response.headers, response.text)
-    except httpx.HTTPError as exc:
+            ) as response,
+        ):
+            body = BodyReader(response.headers, transport.max_body)
+            async for chunk in response.aiter_raw(_CHUNK):
+                body.feed(chunk)
+            return HttpResponse(response.status_code, response.headers, body.text())
+    except TimeoutError:
+        raise _deadline_passed(transport) from None
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
         raise SendFailed(type(exc).__name__) from None
 
 

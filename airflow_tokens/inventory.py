@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_tokens.sealing import ENTRY_FORMAT, OLD_FORMATS
+from airflow_tokens.sealing import OLD_FORMATS, READABLE_FORMATS
 from airflow_tokens.stores import Lease, VariableStore
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def _entry_fields(raw: str | None, now: float) -> dict[str, Any]:
     except ValueError:
         data = None
     fmt = data.get("format") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or fmt != ENTRY_FORMAT:
+    if not isinstance(data, dict) or fmt not in READABLE_FORMATS:
         problem = f"written by an older airflow-tokens ({fmt})" if fmt in OLD_FORMATS else "not a cache entry"
         return _undescribed(problem + "; the next task replaces it")
     try:

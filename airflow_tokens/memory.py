@@ -32,6 +32,11 @@ class Held:
 _masked: set[str] = set()
 
 
+def masked(token: AccessToken) -> bool:
+    """Say whether ``token`` is registered with the secrets masker in this process."""
+    return token.token in _masked
+
+
 def mask_once(token: AccessToken) -> None:
     """Register the token with Airflow's secrets masker, once per process."""
     if token.token in _masked:

@@ -94,6 +94,10 @@ CONNECT_TIMEOUT = Extra("connect_timeout", float, default=10.0, minimum=0.001, m
 READ_TIMEOUT = Extra("read_timeout", float, default=30.0, minimum=0.001, maximum=3600)
 MAX_ATTEMPTS = Extra("max_attempts", float, default=5.0, minimum=1, maximum=100)
 MAX_RETRY_SECONDS = Extra("max_retry_seconds", float, default=60.0, minimum=0, maximum=3600)
+#: The most bytes of a decoded token answer accepted (a token answer is a few KiB; 1 MiB by default).
+MAX_RESPONSE_BYTES = Extra(
+    "max_response_bytes", float, default=1048576.0, minimum=1024, maximum=67108864, whole=True
+)
 CA_BUNDLE = Extra("ca_bundle", str, default="")
 ALLOW_HTTP = Extra("allow_http", bool, default=False)
 
@@ -105,6 +109,7 @@ COMMON_EXTRAS: tuple[Extra[Any], ...] = (
     READ_TIMEOUT,
     MAX_ATTEMPTS,
     MAX_RETRY_SECONDS,
+    MAX_RESPONSE_BYTES,
     CA_BUNDLE,
     ALLOW_HTTP,
 )

@@ -7,12 +7,13 @@ Vendors build a :class:`TokenRequest` (see :mod:`airflow_tokens.endpoint`); the 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_tokens.options import CONNECT_TIMEOUT, READ_TIMEOUT, default
+from airflow_tokens.options import CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, READ_TIMEOUT, default
 
 if TYPE_CHECKING:
     import requests
@@ -61,11 +62,13 @@ class Transport:
     :param session: the requests session that sends sync token requests (one is made when needed).
     :param timeout: connect and read timeouts in seconds.
     :param verify: True, or the path of a CA bundle; TLS verification is never off.
+    :param max_body: the most bytes of a decoded answer accepted.
     """
 
     session: requests.Session | None = None
     timeout: tuple[float, float] = (default(CONNECT_TIMEOUT), default(READ_TIMEOUT))
     verify: bool | str = True
+    max_body: int = int(default(MAX_RESPONSE_BYTES))
 
     @cached_property
     def requests_session(self) -> requests.Session:
@@ -75,3 +78,15 @@ class Transport:
         import requests  # only a fetch needs it: a task served from a cache never imports it
 
         return requests.Session()
+
+
+def is_loopback(hostname: str | None) -> bool:
+    """Say whether ``hostname`` names this machine (``localhost`` or a loopback address)."""
+    if hostname is None:
+        return False
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -9,7 +9,10 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: No vendor issues tokens that live longer than this; a larger expiry is a malformed response.
 MAX_LIFETIME = 366 * 24 * 3600
@@ -18,7 +21,11 @@ EPOCH_MS_THRESHOLD = 1e11
 #: Keys of error bodies that carry the vendor's own explanation, in the order they are shown.
 ERROR_MESSAGE_KEYS = ("error", "error_description", "title", "detail", "soaCode", "message")
 _MAX_SHOWN = 300
-_WHITESPACE = re.compile(r"\s")
+#: A token longer than this is no token a vendor means (a JWT is a few KiB).
+MAX_TOKEN_LENGTH = 16384
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+# RFC 9110 section 5.6.2: the characters of a token (an auth scheme is one).
+_AUTH_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class ResponseProblem(ValueError):
@@ -128,7 +135,10 @@ def parse_expiry(payload: dict[str, Any], fields: ResponseFields, token: str, no
             )
         return datetime.fromtimestamp(epoch, UTC)
     exp = jwt_expiry(token)
-    if exp is not None and now.timestamp() < exp <= horizon:
+    if exp is not None and exp <= now.timestamp():
+        # An expired token is no token: a default lifetime would cache it as valid.
+        raise ResponseProblem("the token is a JWT whose exp has passed, and the answer states no expiry")
+    if exp is not None and exp <= horizon:
         return datetime.fromtimestamp(exp, UTC)
     return now + timedelta(seconds=fields.default_lifetime)
 
@@ -152,11 +162,17 @@ def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> di
         raise ResponseProblem(f"{fields.token!r} is a {type(token).__name__}, not a string")
     if not token:
         raise ResponseProblem(f"{fields.token!r} is empty")
-    if not token.isprintable() or _WHITESPACE.search(token):
-        raise ResponseProblem(f"{fields.token!r} contains whitespace or control characters")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ResponseProblem(f"{fields.token!r} is {len(token)} characters long, over {MAX_TOKEN_LENGTH}")
+    if not _VISIBLE_ASCII.fullmatch(token):
+        # RFC 6750: a bearer token is visible ASCII; anything else could not travel in a header.
+        raise ResponseProblem(f"{fields.token!r} contains whitespace, control or non-ASCII characters")
     token_type = lookup(payload, fields.token_type) if fields.token_type else None
     if not isinstance(token_type, str) or not token_type.strip() or token_type.lower() == "bearer":
         token_type = "Bearer"
+    elif not _AUTH_SCHEME.fullmatch(token_type) or len(token_type) > 40:
+        # RFC 9110 section 11.1: an auth scheme is a token; a line break here would inject a header.
+        raise ResponseProblem(f"{fields.token_type!r} is not an HTTP auth scheme: {_short(token_type)}")
     return {
         "token": token,
         "token_type": token_type,
@@ -166,8 +182,8 @@ def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> di
     }
 
 
-def describe_error_body(payload: Any, text: str) -> str | None:
-    """Return the vendor's own error explanation from an error response, shortened."""
+def describe_error_body(payload: Any, text: str, clean: Callable[[str], str] = str) -> str | None:
+    """Return the vendor's own error explanation from an error response, ``clean``-ed, then shortened."""
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
         payload = payload["error"]  # an error object, as many APIs send: {"error": {"code", "message"}}
     if isinstance(payload, dict):
@@ -177,20 +193,11 @@ def describe_error_body(payload: Any, text: str) -> str | None:
             if isinstance(payload.get(key), str | int) and str(payload[key]).strip()
         ]
         if parts:
-            return " - ".join(parts)[:_MAX_SHOWN]
+            # One line: a vendor's line breaks would forge log lines.
+            return " ".join(clean(" - ".join(parts)).split())[:_MAX_SHOWN]
     stripped = " ".join(text.split())
     if not stripped:
         return None
     if stripped.startswith("<"):
         return f"non-JSON body ({len(text)} characters of HTML/XML)"
-    return stripped[:_MAX_SHOWN]
-
-
-def redact(text: str | None, secrets: tuple[str, ...]) -> str | None:
-    """Return ``text`` with every occurrence of the given secrets replaced by ``***``."""
-    if text is None:
-        return None
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text
+    return clean(stripped)[:_MAX_SHOWN]

@@ -65,7 +65,7 @@ def test_demo_runs_every_example_dag_on_one_token_request_each(
         assert f"{vendor.example_dag}: success" in text
         row = variable_row(vendor.variable_key)
         assert row is not None  # the tasks shared the token through the Variable
-        assert json.loads(row.val)["format"] == "airflow-tokens/2"  # sealed
+        assert json.loads(row.val)["format"] == "airflow-tokens/3"  # sealed
     # One token request per example DAG: Sirv's two DAGs use two connections (two cache keys).
     counts = {vendor.emulator: token_emulator.client.token_requests(vendor.emulator) for vendor in VENDORS}
     assert counts == {vendor.emulator: 2 if vendor is SIRV else 1 for vendor in VENDORS}
@@ -82,7 +82,7 @@ def test_demo_runs_every_example_dag_on_one_token_request_each(
     assert token_emulator.client.job_requests() == {"start": 8, "status": 8}
     jobs_row = variable_row(JOBS_KEY)
     assert jobs_row is not None
-    assert json.loads(jobs_row.val)["format"] == "airflow-tokens/2"
+    assert json.loads(jobs_row.val)["format"] == "airflow-tokens/3"
 
 
 def test_a_failing_dag_prints_its_error_and_fails_the_demo(

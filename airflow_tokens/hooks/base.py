@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,13 +16,14 @@ from airflow_tokens.endpoint import build_request, default_body, endpoint_for
 from airflow_tokens.exceptions import TokenConfigError, TokenError
 from airflow_tokens.fetch import fetch_flow
 from airflow_tokens.flow import arun, prepare, run
-from airflow_tokens.memory import MEMORY, mask_once
+from airflow_tokens.memory import MEMORY, mask_once, masked
 from airflow_tokens.options import (
     CA_BUNDLE,
     CACHE,
     CONNECT_TIMEOUT,
     LEASE_SECONDS,
     MAX_ATTEMPTS,
+    MAX_RESPONSE_BYTES,
     MAX_RETRY_SECONDS,
     READ_TIMEOUT,
     REFRESH_MARGIN,
@@ -51,6 +53,12 @@ _R = TypeVar("_R")
 CONNECTION_TTL = 60.0
 
 
+async def _amask(token: AccessToken) -> None:
+    """Mask ``token`` as :func:`mask_once` does, the first time off the event loop (its cost grows)."""
+    if not masked(token):
+        await asyncio.to_thread(mask_once, token)
+
+
 @dataclass(frozen=True, slots=True)
 class _Profile:
     """What a hook resolved from its connection and options."""
@@ -65,6 +73,7 @@ class _Profile:
     cache: TokenCache | None  # None: every call fetches
     timeout: tuple[float, float]  # (connect, read) from the extras; a hook's timeout option wins
     verify: bool | str
+    max_body: int
     resolved_at: float
 
 
@@ -211,6 +220,7 @@ class TokenHook(BaseHook):
             cache=self._resolve_cache(settings),
             timeout=(settings.value(CONNECT_TIMEOUT), settings.value(READ_TIMEOUT)),
             verify=settings.value(CA_BUNDLE) or True,
+            max_body=int(settings.value(MAX_RESPONSE_BYTES)),
             resolved_at=time.monotonic(),
         )
 
@@ -284,7 +294,7 @@ class TokenHook(BaseHook):
             timeout = option if isinstance(option, tuple) else (float(option), float(option))
             if min(timeout) <= 0:
                 raise TokenConfigError(self.conn_id, "timeout", "must be positive")
-        return Transport(self._session, timeout, profile.verify)
+        return Transport(self._session, timeout, profile.verify, profile.max_body)
 
     @cached_property
     def retrying(self) -> tenacity.Retrying:
@@ -329,7 +339,7 @@ class TokenHook(BaseHook):
         """Request a new token as :meth:`fetch_access_token` does, without blocking the event loop."""
         await self._aprofile()
         token = await arun(self._fetch_flow())
-        mask_once(token)
+        await _amask(token)
         return token
 
     def _lookup(
@@ -363,7 +373,7 @@ class TokenHook(BaseHook):
         if profile.cache is None:
             return await self.afetch_access_token()
         token = await self._lookup(profile.cache.aget, profile, force_refresh, rejected)
-        mask_once(token)
+        await _amask(token)
         return token
 
     def get_token(self, force_refresh: bool = False) -> str:

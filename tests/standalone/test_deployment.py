@@ -271,14 +271,14 @@ def test_token_is_stored_only_sealed_without_a_fernet_key(outcome: Outcome) -> N
     stored, is_encrypted = outcome.variable_row
     assert not is_encrypted
     entry = json.loads(stored)
-    assert entry["format"] == "airflow-tokens/2"
+    assert entry["format"] == "airflow-tokens/3"
     assert entry["token_type"] == "Bearer"
     assert seal.open(stored).token.token == token
     assert outcome.variable_answer["key"] == VARIABLE_KEY
     # The XCom envelope of each run: metadata in clear, the token only inside the sealed part.
     assert len(outcome.envelopes) == 2
     for envelope in outcome.envelopes:
-        assert envelope["format"] == "airflow-tokens/2"
+        assert envelope["format"] == "airflow-tokens/3"
         assert envelope["conn_id"] == "sirv_default"
         assert seal.open(envelope).token.token == token
 

@@ -135,3 +135,19 @@ def test_refresh_points_spread_over_the_first_half_of_the_margin() -> None:
     with time_machine.travel(now + timedelta(seconds=1186), tick=False):
         assert not ask.tolerates(late)  # a quarter of the margin left: never handed out
     MEMORY.clear()
+
+
+@pytest.mark.parametrize("until", ["clock-ahead", "forever"])
+def test_a_lease_is_waited_for_no_longer_than_lease_seconds_by_this_processs_clock(until: str) -> None:
+    store, vendor = RawStore(), Vendor()
+    # A host whose clock runs 10 minutes ahead writes until = its now + 30 s; another writes infinity.
+    lease = _other_host(store, seconds=630) if until == "clock-ahead" else None
+    if lease is None:
+        store.lease["k"] = Lease("other-host:1:abcd", float("inf"))
+    started = time.monotonic()
+    token = TokenCache(store, poll=0.05, settle=0.01, lease_seconds=1.0).get("k", "fp", 60, vendor, seal=SEAL)
+    waited = time.monotonic() - started
+    assert token.token == "token-1"
+    assert vendor.calls == 1  # the holder stored nothing: this process took over, once
+    assert store.lease == {}  # its own lease, given up after the fetch
+    assert 1.0 <= waited < 10  # at least its own lease time, never the lease's own (10 min or forever)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from airflow_tokens.redaction import redact
 from airflow_tokens.response import (
     MAX_LIFETIME,
     ResponseFields,
@@ -18,7 +19,6 @@ from airflow_tokens.response import (
     lookup,
     parse_expiry,
     read_token_fields,
-    redact,
 )
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -81,3 +81,29 @@ def test_tampered_ciphertext_is_detected() -> None:
 def test_foreign_and_old_entries_say_why(raw: str, reason: str) -> None:
     with pytest.raises(UnusableEntry, match=reason):
         SEAL.open(raw)
+
+
+def test_new_entries_are_sealed_with_a_memory_hard_key_derived_once_per_process() -> None:
+    import hashlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    material, cache_key = b'["POST", "https://idp.example.com", "a weak secret: summer2024"]', "sirv.scrypt"
+    seal = EntrySeal(material, cache_key)
+    assert not seal.ready
+    now = datetime.now(UTC)
+    sealed = seal.seal(CacheEntry(AccessToken("tok-v3", "Bearer", now + timedelta(hours=1), now), "fp"))
+    assert sealed["format"] == "airflow-tokens/3"
+    assert seal.ready
+    assert EntrySeal(material, cache_key).ready  # kept for the process, not per object
+    # The key is scrypt's (N=2**14, r=8, p=1), salted with the cache key: derived here independently.
+    salt = hashlib.sha256(b"airflow-tokens/cache-entry-salt/v3\0" + cache_key.encode()).digest()
+    key = Scrypt(salt=salt, length=32, n=2**14, r=8, p=1).derive(material)
+    blob = base64.b64decode(sealed["sealed"])
+    clear = {
+        name: sealed[name] for name in ("token_type", "expires_at", "obtained_at", "scope", "obtained_by")
+    }
+    bound = json.dumps(["airflow-tokens/3", cache_key, *clear.values()], separators=(",", ":")).encode()
+    assert json.loads(AESGCM(key).decrypt(blob[:12], blob[12:], bound))["token"] == "tok-v3"
+    assert seal.open(sealed).token.token == "tok-v3"
