@@ -77,7 +77,8 @@ def test_every_connection_type_has_one_table_entry() -> None:
     ("extra", "problem"),
     [
         ("{not json", r"is not valid JSON \(.+ at line 1 column 2\); write a JSON object"),
-        ('{"cache": "memory",}', r"is not valid JSON \(.+ at line 1 column 20\)"),
+        # Python 3.13's parser names the comma itself (column 19), earlier ones the brace after it.
+        ('{"cache": "memory",}', r"is not valid JSON \(.+ at line 1 column (19|20)\)"),
         ('["cache", "memory"]', "must be a JSON object of settings, not an array"),
         ('"memory"', "must be a JSON object of settings, not a string"),
         ("60", "must be a JSON object of settings, not a number"),
