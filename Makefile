@@ -16,7 +16,7 @@ FLOOR_STAMP := $(FLOOR_VENV)/.installed
 # Python 3.12 and 3.13 get a virtual environment each (.venv-py3.12, .venv-py3.13), on the main Airflow.
 EXTRA_PYTHONS := 3.12 3.13
 
-.PHONY: demo test lint dist pytest pytest-floor pytest-py3.12 pytest-py3.13 services reliability bench airflow clean
+.PHONY: demo test lint dist pytest pytest-floor pytest-py3.12 pytest-py3.13 services reliability bench soak airflow clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -131,6 +131,11 @@ reliability: $(STAMP)
 bench: $(BENCH_STAMP) services
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/hostile.py
+
+## soak: the 10-minute chaos soak on a Celery deployment (three hosts), before (0.2.0) and after; writes
+## docs/soak.md (not part of make test, which runs a 60 s version on its shared Celery deployment)
+soak: $(STAMP) services
+	$(BIN)/python scripts/soak.py --before d23b535
 
 ## airflow: a local Airflow with the package, the example DAGs, the emulator and one connection per vendor
 airflow: $(STAMP)

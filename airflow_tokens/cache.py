@@ -8,15 +8,18 @@ lock, then the deployment-wide lease, then one fetch. Entries in shared stores a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from airflow_tokens import metrics
+from airflow_tokens.exceptions import TokenRequestError, TokenResponseError
 from airflow_tokens.flow import Call, Sleep, arun, run
 from airflow_tokens.hostlock import file_lock, try_lock
 from airflow_tokens.memory import MEMORY, Held
@@ -67,18 +70,27 @@ class _Ask:
         assert held is not None
         token = held.entry.token
         # Between the margin and half of it before expiry, as this process drew: hosts do not align.
-        return (
-            time.time()
-            < token.refresh_at(self.margin) + held.jitter * token.effective_margin(self.margin) / 2
-        )
+        # A refresh time the server suggested (``refresh_in``) comes first.
+        start = token.refresh_at(self.margin)
+        if token.refresh_after is not None:
+            start = min(start, token.refresh_after.timestamp())
+        return time.time() < start + held.jitter * token.effective_margin(self.margin) / 2
 
     def tolerates(self, held: Held | None) -> bool:
         """Say whether ``held`` may be handed out while another refreshes: a quarter of its margin left."""
         if not self._matches(held):
             return False
         assert held is not None
+        return time.time() < self.serve_limit(held)
+
+    def early(self, held: Held | None) -> bool:
+        """Say whether ``held`` is due for a refresh that the caller need not wait for: still tolerated."""
+        return self.rejected is None and self.tolerates(held)
+
+    def serve_limit(self, held: Held) -> float:
+        """Return the epoch second until which ``held`` may be handed out: a quarter of its margin left."""
         token = held.entry.token
-        return time.time() < token.expires_at.timestamp() - token.effective_margin(self.margin) / 4
+        return token.expires_at.timestamp() - token.effective_margin(self.margin) / 4
 
     def hit(self, held: Held | None) -> bool:
         """Say whether memory alone answers: fresh, or tolerated while a refresh elsewhere is awaited."""
@@ -92,6 +104,36 @@ class _Ask:
         if metrics.on:  # on the hottest path (a memory hit): not even a call when metrics are off
             metrics.cache_hit(self.key, layer)
         return held.entry.token
+
+
+#: The first wait after a failed refresh; it doubles with each failure in a row, up to the cap.
+BACKOFF_FIRST = 1.0
+BACKOFF_CAP = 300.0
+#: The longest ``Retry-After`` honoured (a longer one waits this long).
+MAX_RETRY_AFTER = 3600.0
+
+
+def _rides_out(exc: BaseException) -> bool:
+    """Say whether a failed refresh may be ridden out on the token held: the vendor, not the request."""
+    if isinstance(exc, TokenRequestError):
+        return exc.retryable
+    return isinstance(exc, TokenResponseError)
+
+
+def _failure(exc: BaseException) -> str:
+    """Name a failure for the back-off note (no secret: the status or the kind of error)."""
+    if isinstance(exc, TokenRequestError):
+        return f"HTTP {exc.status}" if exc.status is not None else str(exc.transport_error or "no answer")
+    return type(exc).__name__
+
+
+def _background_failed(key: str, exc: Exception) -> None:
+    """Log a failed background refresh; one that says the request is wrong is the next caller's error."""
+    log.warning("The background refresh of %s failed: %s", key, exc)
+    if not _rides_out(exc):
+        # A revoked secret is not hidden behind the token held: the next call refreshes in the
+        # caller's path, and reports it.
+        MEMORY.entries.pop(key, None)
 
 
 def _kind(exc: BaseException) -> str:
@@ -167,8 +209,39 @@ class TokenCache:
         held = MEMORY.entries.get(key)
         if ask.hit(held):
             return ask.served(held, "memory")
+        if ask.early(held):  # refresh beside the caller (unless a refresh already runs), hand out held
+            if MEMORY.claim_refresh(key):
+                threading.Thread(
+                    target=self._background,
+                    args=(ask, fetch, seal),
+                    name="airflow-tokens-refresh",
+                    daemon=True,
+                ).start()
+            return ask.served(held, "memory")
         with MEMORY.lock(key):
             return run(self.flow(ask, fetch, seal))
+
+    def _background(self, ask: _Ask, fetch: Fetch, seal: EntrySeal | None) -> None:
+        """Refresh off the caller's path (a thread); a failure is logged, the caller has its token."""
+        metrics.background_refresh(ask.key)
+        try:
+            with MEMORY.lock(ask.key):
+                run(self.flow(ask, fetch, seal))
+        except Exception as exc:
+            _background_failed(ask.key, exc)
+        finally:
+            MEMORY.release_refresh(ask.key)
+
+    async def _abackground(self, ask: _Ask, fetch: Fetch, seal: EntrySeal | None) -> None:
+        """Refresh off the caller's path (a task on the loop); a failure is logged."""
+        metrics.background_refresh(ask.key)
+        try:
+            async with MEMORY.alock(ask.key):
+                await arun(self.flow(ask, fetch, seal))
+        except Exception as exc:
+            _background_failed(ask.key, exc)
+        finally:
+            MEMORY.release_refresh(ask.key)
 
     async def aget(
         self,
@@ -185,6 +258,12 @@ class TokenCache:
         ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
         held = MEMORY.entries.get(key)
         if ask.hit(held):
+            return ask.served(held, "memory")
+        if ask.early(held):  # refresh beside the caller (unless a refresh already runs), hand out held
+            if MEMORY.claim_refresh(key):
+                task = asyncio.get_running_loop().create_task(self._abackground(ask, fetch, seal))
+                MEMORY.tasks.add(task)
+                task.add_done_callback(MEMORY.tasks.discard)
             return ask.served(held, "memory")
         async with MEMORY.alock(key):
             return await arun(self.flow(ask, fetch, seal))
@@ -297,12 +376,15 @@ class TokenCache:
             )
             if current is not None and current.until > time.time() and time.monotonic() < give_up_at:
                 if held is not None and ask.tolerates(held):
-                    return self._defer(ask, held, 4 * self.poll)
+                    # A back-off note: no attempt before it ends; another's refresh: look again soon.
+                    wait = current.until - time.time() if current.failure else 4 * self.poll
+                    return self._defer(ask, held, wait)
                 token = yield from self._await_holder(store, ask, seal, current, give_up_at)
                 if token is not None:
                     return token
                 continue
-            mine = Lease(me, time.time() + self.lease_seconds)
+            failures = current.failures if current is not None and current.failure else 0
+            mine = Lease(me, time.time() + self.lease_seconds, failures=failures)
             try:
                 yield Call(store.save_lease, (ask.key, mine))
                 yield Sleep(self.settle)
@@ -354,10 +436,28 @@ class TokenCache:
         try:
             started = fetch()
             token = started if isinstance(started, AccessToken) else (yield from started)
-        except Exception:
+        except Exception as exc:
+            held = MEMORY.entries.get(ask.key)
+            wait = self._back_off(ask, held, lease, exc)
             if lease is not None and store is not None:
-                yield from self._release(cast("LeasingStore", store), ask.key)
+                if wait is None:
+                    yield from self._release(cast("LeasingStore", store), ask.key)
+                else:
+                    yield from self._note_failure(cast("LeasingStore", store), ask, lease, exc, wait)
+            if wait is not None and held is not None and ask.tolerates(held):
+                left = held.entry.token.expires_at.timestamp() - time.time()
+                log.warning(
+                    "Refreshing the token of %s failed (%s); handing out the token held, valid %.0f s more; "
+                    "next attempt in %.1f s",
+                    ask.key,
+                    exc,
+                    left,
+                    wait,
+                )
+                metrics.served_stale(ask.key)
+                return held.entry.token
             raise
+        MEMORY.backoffs.pop(ask.key, None)
         entry = CacheEntry(token, ask.fingerprint, HOSTNAME)
         MEMORY.entries[ask.key] = Held(entry, random.random() if store is not None else 0.0)
         if store is not None and seal is not None:
@@ -375,6 +475,44 @@ class TokenCache:
             if lease is not None:
                 yield from self._release(cast("LeasingStore", store), ask.key)
         return token
+
+    def _back_off(self, ask: _Ask, held: Held | None, lease: Lease | None, exc: Exception) -> float | None:
+        """
+        Return how long to wait before the next attempt after ``exc``; None when it is not ridden out.
+
+        Ridden out: no answer, 408, 429, 5xx, or an answer without a usable token. Anything that says
+        the request itself is wrong (400, 401, 403, any other 4xx, a configuration error) is reported
+        at once, even with a valid token in hand: a revoked secret is not hidden. The wait doubles with
+        each failure in a row, with jitter, is capped, honours ``Retry-After``, and never runs past the
+        point where the token held stops being handed out.
+        """
+        if not _rides_out(exc):
+            return None
+        previous = MEMORY.backoffs.get(ask.key)
+        failures = max(previous[2] if previous else 0, lease.failures if lease is not None else 0)
+        retry_after = exc.retry_after if isinstance(exc, TokenRequestError) else None
+        if retry_after is not None:
+            wait = min(retry_after, MAX_RETRY_AFTER)
+        else:
+            wait = min(BACKOFF_CAP, BACKOFF_FIRST * 2**failures) * random.uniform(0.8, 1.2)
+        if held is not None and ask.tolerates(held):
+            wait = min(wait, ask.serve_limit(held) - time.time())
+            held.defer_until = time.time() + wait
+        wait = max(0.0, wait)
+        MEMORY.backoffs[ask.key] = (time.time() + wait, exc, failures + 1)
+        return wait
+
+    def _note_failure(
+        self, store: LeasingStore, ask: _Ask, lease: Lease, exc: Exception, wait: float
+    ) -> Flow[None]:
+        """Replace this process's lease by a back-off note: the whole deployment waits ``wait`` seconds."""
+        note = Lease(lease.holder, time.time() + wait, _failure(exc), lease.failures + 1)
+        try:
+            yield Call(store.save_lease, (ask.key, note))
+        except Exception as failure:
+            log.warning(
+                "Could not write the back-off of %s (%s); it is kept in this process", ask.key, _kind(failure)
+            )
 
     @staticmethod
     def _release(store: LeasingStore, key: str) -> Flow[None]:

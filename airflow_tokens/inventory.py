@@ -29,14 +29,17 @@ class LeaseState:
     """
     Describe the refresh lease of one connection.
 
-    :param state: ``none``, ``held`` (someone refreshes now) or ``lapsed`` (left behind).
+    :param state: ``none``, ``held`` (someone refreshes now), ``backing off`` (after a failed refresh,
+        no attempt before it ends) or ``lapsed`` (left behind).
     :param holder: ``host:pid:nonce`` of the process that took it.
     :param seconds: seconds left while held, seconds since it lapsed once lapsed.
+    :param failure: while ``backing off`` after a failed refresh, what failed (``HTTP 503``).
     """
 
     state: str
     holder: str | None = None
     seconds: int | None = None
+    failure: str | None = None
 
     @classmethod
     def of(cls, raw: str | None, now: float) -> LeaseState:
@@ -46,6 +49,8 @@ class LeaseState:
         lease = Lease.from_json(raw)
         if lease is None:
             return cls("unreadable")
+        if lease.until > now and lease.failure is not None:
+            return cls("backing off", lease.holder, round(lease.until - now), lease.failure)
         if lease.until > now:
             return cls("held", lease.holder, round(lease.until - now))
         return cls("lapsed", lease.holder, round(now - lease.until))
@@ -56,6 +61,8 @@ class LeaseState:
             return f"held by {self.holder} for {self.seconds} s"
         if self.state == "lapsed":
             return f"lapsed {self.seconds} s ago ({self.holder})"
+        if self.state == "backing off":
+            return f"backing off for {self.seconds} s after {self.failure}"
         return self.state
 
 

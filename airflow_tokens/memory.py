@@ -25,7 +25,8 @@ class Held:
     entry: CacheEntry
     #: 0..1: how late, within the first half of the margin, this process starts refreshing.
     jitter: float = 0.0
-    #: While another process or host refreshes, hand the token out from memory until then.
+    #: While another process or host refreshes, or while backing off after a failed refresh, hand the
+    #: token out from memory until then.
     defer_until: float = 0.0
 
 
@@ -55,6 +56,13 @@ class _Memory:
         #: What hooks resolved from their connection, reused by new hook objects for a short while.
         self.profiles: dict[Any, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
+        #: Per key, the back-off after failed refreshes: (no attempt before this epoch second, the last
+        #: failure, how many failed in a row).
+        self.backoffs: dict[str, tuple[float, Exception, int]] = {}
+        #: Keys refreshed in the background right now (one refresh per key and process at a time).
+        self.refreshing: set[str] = set()
+        #: The background refreshes running on event loops (a reference keeps each task alive).
+        self.tasks: set[asyncio.Task[Any]] = set()
         self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
             weakref.WeakKeyDictionary()
         )
@@ -71,10 +79,24 @@ class _Memory:
         with self._guard:
             return self._alocks.setdefault(loop, {}).setdefault(key, asyncio.Lock())
 
+    def claim_refresh(self, key: str) -> bool:
+        """Say whether a background refresh of ``key`` may start (none runs): it is then this caller's."""
+        with self._guard:
+            if key in self.refreshing:
+                return False
+            self.refreshing.add(key)
+            return True
+
+    def release_refresh(self, key: str) -> None:
+        """Mark the background refresh of ``key`` ended."""
+        with self._guard:
+            self.refreshing.discard(key)
+
     def clear(self) -> None:
         """Forget every token and profile."""
         self.entries.clear()
         self.profiles.clear()
+        self.backoffs.clear()
 
 
 MEMORY = _Memory()

@@ -20,6 +20,9 @@ name                                                   kind     counts
 ``airflow_tokens.cache_miss.<vendor>``                 counter  cache lookups that fetched a new token
 ``airflow_tokens.lease.<vendor>.<event>``              counter  refresh leases ``taken``, ``waited`` for
                                                                 (another host refreshes), ``lapsed``
+``airflow_tokens.token_request.<vendor>.served_stale`` counter  failed refreshes ridden out: the token
+                                                                held, still valid, was handed out
+``airflow_tokens.refresh.<vendor>.background``         counter  refreshes started off the caller's path
 =====================================================  =======  ==========================================
 """
 
@@ -114,15 +117,28 @@ def cache_hit(key: str, layer: str) -> None:
         _send("incr", f"cache_hit.{vendor}.{layer}", vendor, conn_id)
 
 
-def cache_miss(key: str) -> None:
-    """Count a cache lookup that fetched a new token."""
+def _count(key: str, name: str) -> None:
+    """Count one event of cache key ``<vendor>.<conn_id>``; ``{vendor}`` in ``name`` is the vendor."""
     if on:
         vendor, _, conn_id = key.partition(".")
-        _send("incr", f"cache_miss.{vendor}", vendor, conn_id)
+        _send("incr", name.format(vendor=vendor), vendor, conn_id)
+
+
+def cache_miss(key: str) -> None:
+    """Count a cache lookup that fetched a new token."""
+    _count(key, "cache_miss.{vendor}")
 
 
 def lease(key: str, event: str) -> None:
     """Count a refresh lease ``taken``, ``waited`` for or ``lapsed``."""
-    if on:
-        vendor, _, conn_id = key.partition(".")
-        _send("incr", f"lease.{vendor}.{event}", vendor, conn_id)
+    _count(key, "lease.{vendor}." + event)
+
+
+def served_stale(key: str) -> None:
+    """Count a failed refresh ridden out on the token held, which was still valid."""
+    _count(key, "token_request.{vendor}.served_stale")
+
+
+def background_refresh(key: str) -> None:
+    """Count a refresh started in the background while the caller got the token held."""
+    _count(key, "refresh.{vendor}.background")

@@ -44,6 +44,8 @@ class ResponseFields:
         with ``Z`` or an offset.
     :param scope: the path of the granted scope (list or space-separated string), if any.
     :param default_lifetime: the lifetime assumed when the response states no expiry at all.
+    :param refresh_in: the path of a server-suggested refresh time in seconds (Microsoft Entra ID's
+        ``refresh_in``), if any.
     """
 
     token: str = "access_token"
@@ -52,6 +54,7 @@ class ResponseFields:
     expires_at: str | None = None
     scope: str | None = "scope"
     default_lifetime: float = 3600.0
+    refresh_in: str | None = "refresh_in"
 
 
 def _short(value: Any) -> str:
@@ -173,13 +176,25 @@ def read_token_fields(payload: Any, fields: ResponseFields, now: datetime) -> di
     elif not _AUTH_SCHEME.fullmatch(token_type) or len(token_type) > 40:
         # RFC 9110 section 11.1: an auth scheme is a token; a line break here would inject a header.
         raise ResponseProblem(f"{fields.token_type!r} is not an HTTP auth scheme: {_short(token_type)}")
+    expires_at = parse_expiry(payload, fields, token, now)
     return {
         "token": token,
         "token_type": token_type,
-        "expires_at": parse_expiry(payload, fields, token, now),
+        "expires_at": expires_at,
         "obtained_at": now,
         "scope": _scope(lookup(payload, fields.scope)) if fields.scope else None,
+        "refresh_after": _refresh_after(payload, fields, now, expires_at),
     }
+
+
+def _refresh_after(
+    payload: dict[str, Any], fields: ResponseFields, now: datetime, expires_at: datetime
+) -> datetime | None:
+    """Return the refresh time the server suggests, if it states one within the token's life."""
+    seconds = _number(lookup(payload, fields.refresh_in)) if fields.refresh_in else None
+    if seconds is None or not 0 < seconds < (expires_at - now).total_seconds():
+        return None  # absent or unusable: the margin decides, as for every other token
+    return now + timedelta(seconds=seconds)
 
 
 def describe_error_body(payload: Any, text: str, clean: Callable[[str], str] = str) -> str | None:

@@ -40,7 +40,11 @@ HKDF_INFO = b"airflow-tokens/cache-entry-key/v2"
 #: connection; an offline guess at a weak secret costs the same, where HKDF cost microseconds.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 _SALT_CONTEXT = b"airflow-tokens/cache-entry-salt/v3\0"
-_CLEAR_FIELDS = ("token_type", "expires_at", "obtained_at", "scope", "obtained_by")
+#: What stays in clear (and is authenticated), by format.
+_CLEAR_FIELDS = {
+    HKDF_FORMAT: ("token_type", "expires_at", "obtained_at", "scope", "obtained_by"),
+    ENTRY_FORMAT: ("token_type", "expires_at", "obtained_at", "scope", "obtained_by", "refresh_after"),
+}
 _NONCE_BYTES = 12
 #: Keys derived in this process, by a digest of (format, material, cache key): derived once, kept.
 _KEYS: dict[bytes, AESGCM] = {}
@@ -118,7 +122,7 @@ class EntrySeal:
         self._aead(ENTRY_FORMAT)
 
     def _associated_data(self, fmt: str, clear: dict[str, Any]) -> bytes:
-        bound = [fmt, self.cache_key, *(clear.get(name) for name in _CLEAR_FIELDS)]
+        bound = [fmt, self.cache_key, *(clear.get(name) for name in _CLEAR_FIELDS[fmt])]
         return json.dumps(bound, separators=(",", ":"), ensure_ascii=False).encode()
 
     def seal(self, entry: CacheEntry) -> dict[str, Any]:
@@ -130,6 +134,7 @@ class EntrySeal:
             "obtained_at": token.obtained_at.timestamp(),
             "scope": list(token.scope) if token.scope is not None else None,
             "obtained_by": entry.obtained_by,
+            "refresh_after": token.refresh_after.timestamp() if token.refresh_after is not None else None,
         }
         secret = json.dumps({"token": token.token, "fingerprint": entry.fingerprint}).encode()
         nonce = os.urandom(_NONCE_BYTES)

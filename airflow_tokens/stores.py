@@ -24,26 +24,40 @@ HOSTNAME = socket.gethostname()
 @dataclass(frozen=True, slots=True)
 class Lease:
     """
-    Say which process refreshes a token for the whole deployment, and until when.
+    Say which process refreshes a token for the whole deployment, and until when; or, after a failed
+    refresh, that the deployment backs off until then.
 
-    :param holder: ``host:pid:nonce`` of the process that refreshes.
+    :param holder: ``host:pid:nonce`` of the process that refreshes (or that failed to).
     :param until: epoch second at which the lease lapses, whether or not a token was stored.
+    :param failure: after a failed refresh, what failed (``HTTP 503``); the lease is then a back-off note.
+    :param failures: how many refreshes in a row failed (the back-off grows with it).
     """
 
     holder: str
     until: float
+    failure: str | None = None
+    failures: int = 0
 
     def to_json(self) -> str:
         """Serialise for a store (no secret in it)."""
-        return json.dumps({"holder": self.holder, "until": self.until})
+        data: dict[str, Any] = {"holder": self.holder, "until": self.until}
+        if self.failure is not None:
+            data.update(failure=self.failure, failures=self.failures)
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, raw: Any) -> Lease | None:
         """Parse :meth:`to_json` output; None for anything else."""
         try:
             data = json.loads(raw) if isinstance(raw, str | bytes) else raw
-            return cls(str(data["holder"]), float(data["until"]))
-        except (TypeError, ValueError, KeyError):
+            failure = data.get("failure")
+            return cls(
+                str(data["holder"]),
+                float(data["until"]),
+                str(failure)[:200] if failure is not None else None,
+                max(0, int(data.get("failures") or 0)),
+            )
+        except (TypeError, ValueError, KeyError, AttributeError):
             return None
 
 

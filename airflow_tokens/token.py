@@ -21,6 +21,7 @@ class AccessToken:
     :param expires_at: when the token stops working (timezone-aware UTC).
     :param obtained_at: when the token was issued to us (timezone-aware UTC).
     :param scope: the granted scopes, if the vendor says.
+    :param refresh_after: when the server suggests refreshing (``refresh_in``), if it does.
     """
 
     token: str = field(repr=False)
@@ -28,6 +29,7 @@ class AccessToken:
     expires_at: datetime
     obtained_at: datetime
     scope: tuple[str, ...] | None = None
+    refresh_after: datetime | None = None
     # Derived once: the freshness check runs on every cache hit.
     _expires_epoch: float = field(init=False, repr=False, compare=False)
     _max_margin: float = field(init=False, repr=False, compare=False)
@@ -66,6 +68,7 @@ class AccessToken:
             "expires_at": self.expires_at.timestamp(),
             "obtained_at": self.obtained_at.timestamp(),
             "scope": list(self.scope) if self.scope is not None else None,
+            "refresh_after": self.refresh_after.timestamp() if self.refresh_after is not None else None,
         }
 
     @classmethod
@@ -75,7 +78,7 @@ class AccessToken:
             raise ValueError("not an object")
         token, token_type = data.get("token"), data.get("token_type")
         expires_at, obtained_at = data.get("expires_at"), data.get("obtained_at")
-        scope = data.get("scope")
+        scope, refresh_after = data.get("scope"), data.get("refresh_after")
         if not isinstance(token, str) or not token or not isinstance(token_type, str):
             raise ValueError("token or token_type missing")
         for value in (expires_at, obtained_at):
@@ -83,10 +86,15 @@ class AccessToken:
                 raise ValueError("expiry missing")
         if scope is not None and not (isinstance(scope, list) and all(isinstance(s, str) for s in scope)):
             raise ValueError("scope malformed")
+        if refresh_after is not None and (
+            isinstance(refresh_after, bool) or not isinstance(refresh_after, int | float)
+        ):
+            raise ValueError("refresh time malformed")
         return cls(
             token=token,
             token_type=token_type,
             expires_at=datetime.fromtimestamp(float(expires_at), UTC),  # type: ignore[arg-type]
             obtained_at=datetime.fromtimestamp(float(obtained_at), UTC),  # type: ignore[arg-type]
             scope=tuple(scope) if scope is not None else None,
+            refresh_after=datetime.fromtimestamp(refresh_after, UTC) if refresh_after is not None else None,
         )

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import math
+import random
 import socket
 import threading
 import time
@@ -313,6 +314,57 @@ def _validate_option(name: str, value: Any) -> Any:
     raise ValueError(f"unknown option {name!r}")  # pragma: no cover - filtered by the caller
 
 
+@dataclasses.dataclass
+class _Chaos:
+    """
+    Fail a vendor's token requests at random, and all of them during outages.
+
+    :param p503: the share of requests answered 503.
+    :param p429: the share answered 429 with ``Retry-After``.
+    :param retry_after: the ``Retry-After`` seconds of those 429s.
+    :param outages: ``[start, end]`` epoch seconds during which every request is answered 503.
+    :param seed: the random generator's seed (the same seed, the same draws).
+    """
+
+    p503: float = 0.0
+    p429: float = 0.0
+    retry_after: float = 1.0
+    outages: list[list[float]] = dataclasses.field(default_factory=list)
+    seed: int = 0
+    drawn: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    @classmethod
+    def parse(cls, settings: Mapping[str, Any]) -> _Chaos:
+        """Check the settings; raise :class:`ValueError` on anything else."""
+        unknown = sorted(set(settings) - {"p503", "p429", "retry_after", "outages", "seed"})
+        if unknown:
+            raise ValueError(f"unknown chaos settings {unknown}")
+        chaos = cls(**{key: settings[key] for key in settings})
+        if not (0 <= chaos.p503 <= 1 and 0 <= chaos.p429 <= 1 and chaos.p503 + chaos.p429 <= 1):
+            raise ValueError("'p503' and 'p429' are shares between 0 and 1, 1 at most together")
+        if not all(isinstance(w, list) and len(w) == 2 and w[0] <= w[1] for w in chaos.outages):
+            raise ValueError("'outages' is a list of [start, end] epoch seconds")
+        return chaos
+
+    def draw(self, now: float) -> _FaultSpec | None:
+        """Return the fault for a request arriving at ``now``, or None to answer normally."""
+        if any(start <= now < end for start, end in self.outages):
+            kind, fault = "outage", Fault.status(503)
+        else:
+            roll = self._random.random()
+            if roll < self.p503:
+                kind, fault = "503", Fault.status(503)
+            elif roll < self.p503 + self.p429:
+                kind, fault = "429", Fault.status(429, retry_after=self.retry_after)
+            else:
+                return None
+        self.drawn[kind] = self.drawn.get(kind, 0) + 1
+        return _parse_fault(fault)
+
+
 class EmulatorState:
     """Hold everything the emulator remembers; every method is thread-safe.
 
@@ -337,6 +389,7 @@ class EmulatorState:
         self._job_requests: dict[str, int] = {}
         self._job_polls = DEFAULT_JOB_POLLS
         self._jobs_held = False
+        self._chaos: dict[str, _Chaos] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -355,6 +408,7 @@ class EmulatorState:
             self._issued.clear()
             self._credentials = {name: {(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET)} for name in VENDORS}
             self._config = {name: VENDOR_TABLE[name].default_config() for name in VENDORS}
+            self._chaos = {}
 
     # -- token requests
 
@@ -367,7 +421,10 @@ class EmulatorState:
                 self._invalid_requests[vendor] += 1
                 return None
             queue = self._faults[vendor]
-            return queue.popleft() if queue else None
+            if queue:
+                return queue.popleft()
+            chaos = self._chaos.get(vendor)
+            return chaos.draw(time.time()) if chaos is not None else None
 
     def credentials_valid(self, vendor: str, client_id: str, client_secret: str) -> bool:
         """Tell whether ``vendor`` accepts this client id and secret."""
@@ -488,6 +545,16 @@ class EmulatorState:
         """Return every token value issued since the last reset, oldest first (revoked and expired too)."""
         with self._lock:
             return list(self._issued)
+
+    def chaos(self, vendor: str, **settings: Any) -> dict[str, Any]:
+        """Make ``vendor`` fail at random or for a while (:meth:`EmulatorClient.chaos`); none to stop."""
+        name = _vendor(vendor).name
+        with self._lock:
+            if not settings:  # stop; say what was drawn
+                ended = self._chaos.pop(name, None)
+                return dataclasses.asdict(ended) if ended is not None else {}
+            self._chaos[name] = _Chaos.parse(settings)
+            return dataclasses.asdict(self._chaos[name])
 
     def inject(self, vendor: str, *faults: Mapping[str, Any]) -> int:
         """Queue faults for ``vendor``'s next token requests; return the queue's length."""
@@ -678,7 +745,10 @@ def _token_endpoint(state: EmulatorState, vendor: Vendor) -> Callable[[Request],
         fault = state.begin_token_request(vendor.name, record)
         if rejection is not None:
             status, headers, content = _serialize(rejection)
+            record["status"] = status
             return Response(content, status_code=status, headers=headers)
+        # The status it is answered with (the record is the one in the log): which requests got a token.
+        record["status"] = (fault.status if fault is not None else None) or 200
         if fault is not None and fault.delay > 0 and not await _pause(request, fault.delay):
             return Response(status_code=499)  # the client gave up; nobody reads this
         if fault is not None and fault.body is not None:
@@ -822,6 +892,18 @@ def _admin_routes(app: FastAPI, state: EmulatorState) -> None:
             raise HTTPException(400, "'faults' must be a list of fault objects")
         try:
             return {"ok": True, "pending": state.inject(text_field(payload, "vendor"), *items)}
+        except ValueError as exc:
+            raise bad_request(exc) from None
+
+    @app.post(f"{ADMIN_PREFIX}/chaos")
+    async def chaos(request: Request) -> dict[str, Any]:
+        """Fail at random: ``{"vendor", "p503", "p429", "retry_after", "outages", "seed"}``."""
+        payload = await _json_object(request)
+        settings = {key: value for key, value in payload.items() if key != "vendor"}
+        try:
+            return state.chaos(text_field(payload, "vendor"), **settings)
+        except TypeError as exc:  # a setting of the wrong kind
+            raise bad_request(ValueError(str(exc))) from None
         except ValueError as exc:
             raise bad_request(exc) from None
 
@@ -1152,6 +1234,18 @@ class EmulatorClient:
     def inject(self, vendor: str, *faults: Mapping[str, Any]) -> None:
         """Queue faults (see :class:`Fault`) for ``vendor``'s next token requests, in order."""
         self._call("POST", "faults", body={"vendor": vendor, "faults": [dict(fault) for fault in faults]})
+
+    def chaos(self, vendor: str, **settings: Any) -> dict[str, Any]:
+        """
+        Make ``vendor``'s token endpoint fail when no fault is queued; with no settings, stop.
+
+        ``p503`` and ``p429`` are the shares of requests answered 503 and 429 (with ``Retry-After:
+        retry_after`` seconds); ``outages`` lists ``[start, end]`` epoch seconds during which every
+        request is answered 503; ``seed`` makes the draws repeatable. Returns the settings, with
+        ``drawn``: how many of each kind were answered (when stopping: in all).
+        """
+        result: dict[str, Any] = self._call("POST", "chaos", body={"vendor": vendor, **settings})
+        return result
 
     def add_credentials(self, vendor: str, client_id: str, client_secret: str) -> None:
         """Make ``vendor`` also accept this client id and secret."""

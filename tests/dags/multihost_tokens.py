@@ -22,7 +22,13 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 
 #: Parallel tasks of each DAG.
-TASKS = {"multihost_cold": 24, "multihost_refresh": 12, "multihost_kill": 12, "multihost_pods": 8}
+TASKS = {
+    "multihost_cold": 24,
+    "multihost_refresh": 12,
+    "multihost_kill": 12,
+    "multihost_pods": 8,
+    "multihost_chaos": 12,
+}
 
 
 @task(multiple_outputs=False)  # one XCom entry per task, not one per key of the result
@@ -33,6 +39,7 @@ def get_tokens() -> dict[str, Any]:
 
     import requests
 
+    from airflow_tokens.exceptions import TokenError
     from airflow_tokens.hooks.sirv import SirvTokenHook
     from tests.harness.celery_deployment import host_name
 
@@ -51,15 +58,20 @@ def get_tokens() -> dict[str, Any]:
     end = time.monotonic() + float(params["seconds"])
     while True:
         before, started, began = sent[0], time.time(), time.perf_counter()
-        token = hook.get_access_token()
-        calls.append([started, time.perf_counter() - began, sent[0] - before, token.expires_at.timestamp()])
+        try:
+            expiry = hook.get_access_token().expires_at.timestamp()
+        except TokenError:
+            if not params["record_errors"]:
+                raise
+            expiry = 0.0  # a failed call: recorded, not raised (the chaos soak counts them)
+        calls.append([started, time.perf_counter() - began, sent[0] - before, expiry])
         if time.monotonic() >= end:
             break
         time.sleep(float(params["pause"]))
     return {"host": host_name(), "pid": os.getpid(), "lock_dir": tempfile.gettempdir(), "calls": calls}
 
 
-def _fanout(dag_id: str, doc: str, **params: Any) -> None:
+def _fanout(dag_id: str, doc: str, record_errors: bool = False, **params: Any) -> None:
     """Declare DAG ``dag_id``: ``TASKS[dag_id]`` parallel :func:`get_tokens` tasks."""
 
     @dag(
@@ -68,7 +80,7 @@ def _fanout(dag_id: str, doc: str, **params: Any) -> None:
         catchup=False,
         max_active_runs=4,
         max_active_tasks=64,
-        params={name: Param(value) for name, value in params.items()},
+        params={name: Param(value) for name, value in {**params, "record_errors": record_errors}.items()},
         tags=["airflow-tokens", "test"],
         doc_md=doc,
     )
@@ -110,4 +122,13 @@ _fanout(
     seconds=20,
     pause=0.05,
     own_tempdir=True,
+)
+_fanout(
+    "multihost_chaos",
+    "12 tasks call get_token() for params.seconds while the vendor fails at random; failures recorded.",
+    record_errors=True,
+    conn_id="sirv_chaos",
+    seconds=60,
+    pause=0.05,
+    own_tempdir=False,
 )

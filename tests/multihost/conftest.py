@@ -34,7 +34,7 @@ def multihost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         try:
             airflow.start(timeout=300)
             mark = deployment.lap("start (PostgreSQL, Redis, migration, components, 3 workers)", began)
-            for dag_id in ("multihost_cold", "multihost_refresh", "multihost_kill"):
+            for dag_id in ("multihost_cold", "multihost_refresh", "multihost_kill", "multihost_chaos"):
                 airflow.wait_for_dag(dag_id)
             deployment.lap("DAGs parsed", mark)
             yield deployment

@@ -33,6 +33,7 @@ CELERY_CONNECTIONS: dict[str, dict[str, Any]] = {
     "sirv_lease": {"expires_in": SHORT_LIFETIME},
     "sirv_nolease": {"expires_in": SHORT_LIFETIME, "lease_seconds": 0},
     "sirv_kill": {"lease_seconds": KILL_LEASE},
+    "sirv_chaos": {"expires_in": SHORT_LIFETIME, "lease_seconds": KILL_LEASE},
 }
 
 
@@ -176,3 +177,20 @@ class Deployment:
                 self.leftover = [proc.pid for proc in self.airflow.processes()]
                 self.lap("stop", began)
         return self.leftover
+
+
+def sender_pid(client: list[Any], server_port: int) -> int | None:
+    """Return the PID of the process whose socket ``client`` (host, port) is connected to ``server_port``."""
+    import psutil
+
+    host, port = client
+    for connection in psutil.net_connections(kind="tcp"):
+        if (
+            connection.laddr
+            and connection.raddr
+            and (connection.laddr.ip, connection.laddr.port) == (host, port)
+            and connection.raddr.port == server_port
+            and connection.pid
+        ):
+            return int(connection.pid)
+    return None

@@ -41,11 +41,19 @@ from tests.audit import (
     peak_concurrency,
     task_spans,
 )
-from tests.multihost.scenarios import KILL_LEASE, SHORT_LIFETIME, USABLE_LIFETIME, Deployment, Run
+from tests.multihost.scenarios import (
+    KILL_LEASE,
+    SHORT_LIFETIME,
+    USABLE_LIFETIME,
+    Deployment,
+    Run,
+    sender_pid,
+)
+from tests.multihost.soak import Soak, run_soak
 
 pytestmark = [pytest.mark.celery, pytest.mark.timeout(600)]
 
-COLD_TASKS, REFRESH_TASKS, KILL_TASKS = 24, 12, 12
+COLD_TASKS, REFRESH_TASKS, KILL_TASKS, CHAOS_TASKS = 24, 12, 12, 12
 #: At least this many of the 24 cold-start tasks must run at the same moment.
 MIN_PARALLEL = 12
 #: Generous room for a busy 2-core machine on top of the lease time (task start, Variable reads).
@@ -90,7 +98,8 @@ def kill(multihost: Deployment) -> Killing:
     while not (records := multihost.token_requests("sirv_kill")):
         assert time.monotonic() < deadline, "no token request arrived"
         time.sleep(0.1)
-    pid = _sender(records[0]["client"], multihost.emulator.port)
+    pid = sender_pid(records[0]["client"], multihost.emulator.port)
+    assert pid is not None, f"no process holds the connection {records[0]['client']}"
     os.kill(pid, signal.SIGKILL)
     killed_after = time.time() - records[0]["time"]
     print(
@@ -101,21 +110,28 @@ def kill(multihost: Deployment) -> Killing:
     return Killing(run, pid, killed_after, multihost.token_requests("sirv_kill"))
 
 
-def _sender(client: list[Any], server_port: int) -> int:
-    """Return the PID of the process whose socket ``client`` (host, port) is connected to ``server_port``."""
-    import psutil
+@pytest.fixture(scope="module")
+def chaos(multihost: Deployment, kill: Killing) -> Soak:
+    """Run the chaos soak for 60 s: random 503s and 429s, an 8 s outage at 20 s, a holder killed at 40 s."""
+    soak = run_soak(multihost, seconds=60, outage_at=20, outage_seconds=8, kill_at=40)
+    print(f"[celery] chaos soak, 60 s: {soak.figures()}", flush=True)
+    return soak
 
-    host, port = client
-    for connection in psutil.net_connections(kind="tcp"):
-        if (
-            connection.laddr
-            and connection.raddr
-            and (connection.laddr.ip, connection.laddr.port) == (host, port)
-            and connection.raddr.port == server_port
-            and connection.pid
-        ):
-            return int(connection.pid)
-    raise AssertionError(f"no process holds the connection {host}:{port}")
+
+def test_chaos_no_call_failed_while_a_valid_token_existed(chaos: Soak) -> None:
+    assert chaos.calls
+    assert chaos.failed_while_valid() == []
+
+
+def test_chaos_no_expired_token_was_handed_out(chaos: Soak) -> None:
+    assert chaos.calls
+    assert chaos.expired_served() == []
+
+
+def test_chaos_faults_were_drawn_and_the_outage_failed_calls(chaos: Soak) -> None:
+    # The soak is not vacuous: the vendor did fail, and in the outage some calls had no token to get.
+    assert chaos.drawn.get("outage", 0) > 0
+    assert chaos.drawn.get("503", 0) + chaos.drawn.get("429", 0) > 0
 
 
 @dataclass
@@ -134,7 +150,9 @@ class Audit:
 
 
 @pytest.fixture(scope="module")
-def audit(multihost: Deployment, cold: list[Run], refresh: dict[str, Run], kill: Killing) -> Audit:
+def audit(
+    multihost: Deployment, cold: list[Run], refresh: dict[str, Run], kill: Killing, chaos: Soak
+) -> Audit:
     """After every scenario: dump the cluster, read the API and the logs, stop, read the files."""
     began = time.monotonic()
     airflow = multihost.airflow
@@ -302,7 +320,7 @@ def test_no_secret_or_token_in_rest_api_answers(audit: Audit, multihost: Deploym
 
 
 def test_no_secret_or_token_in_task_logs(audit: Audit) -> None:
-    assert len(audit.task_logs) == 2 * COLD_TASKS + 2 * REFRESH_TASKS + KILL_TASKS
+    assert len(audit.task_logs) == 2 * COLD_TASKS + 2 * REFRESH_TASKS + KILL_TASKS + CHAOS_TASKS
     found = {name: what for name, text in audit.task_logs.items() if (what := leaks(text, audit.needles))}
     assert not found
 

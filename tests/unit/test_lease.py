@@ -151,3 +151,71 @@ def test_a_lease_is_waited_for_no_longer_than_lease_seconds_by_this_processs_clo
     assert vendor.calls == 1  # the holder stored nothing: this process took over, once
     assert store.lease == {}  # its own lease, given up after the fetch
     assert 1.0 <= waited < 10  # at least its own lease time, never the lease's own (10 min or forever)
+
+
+class FailingVendor:
+    """Answer every token request with a 503 (after its retries), counting them."""
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        self.calls = 0
+        self.retry_after = retry_after
+
+    def __call__(self) -> AccessToken:
+        from airflow_tokens.exceptions import TokenRequestError
+
+        self.calls += 1
+        raise TokenRequestError(
+            "c", "https://vendor.example/token", attempts=5, status=503, retry_after=self.retry_after
+        )
+
+
+def test_a_failed_refresh_makes_the_whole_deployment_back_off_on_the_token_it_holds() -> None:
+    from airflow_tokens.memory import clear_memory_cache
+
+    store, failing = RawStore(), FailingVendor(retry_after=30)
+    _store_token(store, "held-by-all", lifetime=120)  # margin 60 capped at 30: refreshed from 30 s left
+    # 14 s left: past every refresh point a process draws (30 to 15 s left), handed out for 6.5 s more.
+    with time_machine.travel(time.time() + 106, tick=True):
+        cache = TokenCache(store, poll=0.05, settle=0.01)
+        # Host A's caller gets the token held at once; its refresh runs beside it, and fails.
+        assert cache.get("k", "fp", 60, failing, seal=SEAL).token == "held-by-all"
+        deadline = time.monotonic() + 10
+        while MEMORY.refreshing and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert failing.calls == 1
+        note = store.lease["k"]
+        assert note.failure == "HTTP 503"
+        assert note.failures == 1
+        # Retry-After (30 s) is cut to when the held token stops being handed out (6.5 s from now).
+        assert time.time() + 4 < note.until < time.time() + 7
+        # Host B, and C, D...: a fresh process each, the same token held; they honour the note.
+        for _ in range(3):
+            clear_memory_cache()
+            assert cache.get("k", "fp", 60, failing, seal=SEAL).token == "held-by-all"
+            assert cache.get("k", "fp", 60, failing, seal=SEAL).token == "held-by-all"
+            while MEMORY.refreshing and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert failing.calls == 1  # one attempt for the deployment in the back-off period
+
+
+def test_a_back_off_note_never_holds_a_cold_start_longer_than_the_back_off() -> None:
+    store, vendor = RawStore(), Vendor()
+    store.lease["k"] = Lease("other-host:1:abcd", time.time() + 1.0, "HTTP 503", 3)  # no token stored
+    started = time.monotonic()
+    token = TokenCache(store, poll=0.05, settle=0.01).get("k", "fp", 60, vendor, seal=SEAL)
+    assert token.token == "token-1"
+    assert vendor.calls == 1
+    assert time.monotonic() - started < 5  # about the back-off's 1 s, never lease_seconds (30) or more
+    assert store.lease == {}  # the fetch that succeeded took the note away
+
+
+def test_status_names_a_back_off_note_and_its_failure() -> None:
+    from airflow_tokens.inventory import LeaseState
+
+    now = time.time()
+    state = LeaseState.of(Lease("host-1:42:abcd", now + 30, "HTTP 503", 2).to_json(), now)
+    assert (state.state, state.seconds, state.failure) == ("backing off", 30, "HTTP 503")
+    assert state.to_text() == "backing off for 30 s after HTTP 503"
+    assert Lease.from_json(Lease("h:1:x", now + 1, "HTTP 429", 3).to_json()) == Lease(
+        "h:1:x", now + 1, "HTTP 429", 3
+    )

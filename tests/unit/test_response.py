@@ -130,6 +130,7 @@ def test_read_nested_response_with_iso_expiry() -> None:
         "expires_at": NOW + timedelta(minutes=20),
         "obtained_at": NOW,
         "scope": ("read",),
+        "refresh_after": None,
     }
 
 
@@ -165,7 +166,16 @@ def test_read_sirv_response() -> None:
         "expires_at": NOW + timedelta(seconds=1200),
         "obtained_at": NOW,
         "scope": ("a", "b"),
+        "refresh_after": None,
     }
+
+
+def test_a_refresh_time_the_server_suggests_is_kept_when_it_falls_within_the_tokens_life() -> None:
+    entra = {"access_token": "abc", "expires_in": 3599, "refresh_in": 1799}
+    assert read_token_fields(entra, OAUTH, NOW)["refresh_after"] == NOW + timedelta(seconds=1799)
+    for unusable in (0, -5, 3599, 9999, "soon", None):
+        payload = {**entra, "refresh_in": unusable}
+        assert read_token_fields(payload, OAUTH, NOW)["refresh_after"] is None, unusable
 
 
 def test_read_oauth_response_normalises_type_and_scope() -> None:

@@ -101,9 +101,8 @@ def test_new_entries_are_sealed_with_a_memory_hard_key_derived_once_per_process(
     salt = hashlib.sha256(b"airflow-tokens/cache-entry-salt/v3\0" + cache_key.encode()).digest()
     key = Scrypt(salt=salt, length=32, n=2**14, r=8, p=1).derive(material)
     blob = base64.b64decode(sealed["sealed"])
-    clear = {
-        name: sealed[name] for name in ("token_type", "expires_at", "obtained_at", "scope", "obtained_by")
-    }
+    names = ("token_type", "expires_at", "obtained_at", "scope", "obtained_by", "refresh_after")
+    clear = {name: sealed[name] for name in names}
     bound = json.dumps(["airflow-tokens/3", cache_key, *clear.values()], separators=(",", ":")).encode()
     assert json.loads(AESGCM(key).decrypt(blob[:12], blob[12:], bound))["token"] == "tok-v3"
     assert seal.open(sealed).token.token == "tok-v3"
