@@ -15,12 +15,12 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from airflow_tokens import metrics
-from airflow_tokens.exceptions import TokenRequestError, TokenResponseError
+from airflow_tokens.backoff import failure_name, next_wait, rides_out
 from airflow_tokens.flow import Call, Sleep, arun, run
+from airflow_tokens.freshness import Ask
 from airflow_tokens.hostlock import file_lock, try_lock
 from airflow_tokens.memory import MEMORY, Held
 from airflow_tokens.options import LEASE_SECONDS, default
@@ -45,92 +45,10 @@ __all__ = ["TokenCache"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class _Ask:
-    """What a caller asks of the cache."""
-
-    key: str
-    fingerprint: str
-    margin: float
-    force_refresh: bool
-    rejected: str | None
-
-    def _matches(self, held: Held | None) -> bool:
-        return (
-            held is not None
-            and not self.force_refresh
-            and held.entry.fingerprint == self.fingerprint
-            and held.entry.token.token != self.rejected
-        )
-
-    def accepts(self, held: Held | None) -> bool:
-        """Say whether ``held`` is fresh: before this process's refresh point for it."""
-        if not self._matches(held):
-            return False
-        assert held is not None
-        token = held.entry.token
-        # Between the margin and half of it before expiry, as this process drew: hosts do not align.
-        # A refresh time the server suggested (``refresh_in``) comes first.
-        start = token.refresh_at(self.margin)
-        if token.refresh_after is not None:
-            start = min(start, token.refresh_after.timestamp())
-        return time.time() < start + held.jitter * token.effective_margin(self.margin) / 2
-
-    def tolerates(self, held: Held | None) -> bool:
-        """Say whether ``held`` may be handed out while another refreshes: a quarter of its margin left."""
-        if not self._matches(held):
-            return False
-        assert held is not None
-        return time.time() < self.serve_limit(held)
-
-    def early(self, held: Held | None) -> bool:
-        """Say whether ``held`` is due for a refresh that the caller need not wait for: still tolerated."""
-        return self.rejected is None and self.tolerates(held)
-
-    def serve_limit(self, held: Held) -> float:
-        """Return the epoch second until which ``held`` may be handed out: a quarter of its margin left."""
-        token = held.entry.token
-        return token.expires_at.timestamp() - token.effective_margin(self.margin) / 4
-
-    def hit(self, held: Held | None) -> bool:
-        """Say whether memory alone answers: fresh, or tolerated while a refresh elsewhere is awaited."""
-        return self.accepts(held) or (
-            held is not None and time.time() < held.defer_until and self.tolerates(held)
-        )
-
-    def served(self, held: Held | None, layer: str) -> AccessToken:
-        """Return the token of ``held``, counted as a cache hit in ``layer`` (memory or the store's name)."""
-        assert held is not None
-        if metrics.on:  # on the hottest path (a memory hit): not even a call when metrics are off
-            metrics.cache_hit(self.key, layer)
-        return held.entry.token
-
-
-#: The first wait after a failed refresh; it doubles with each failure in a row, up to the cap.
-BACKOFF_FIRST = 1.0
-BACKOFF_CAP = 300.0
-#: The longest ``Retry-After`` honoured (a longer one waits this long).
-MAX_RETRY_AFTER = 3600.0
-
-
-def _rides_out(exc: BaseException) -> bool:
-    """Say whether a failed refresh may be ridden out on the token held: the vendor, not the request."""
-    if isinstance(exc, TokenRequestError):
-        return exc.retryable
-    return isinstance(exc, TokenResponseError)
-
-
-def _failure(exc: BaseException) -> str:
-    """Name a failure for the back-off note (no secret: the status or the kind of error)."""
-    if isinstance(exc, TokenRequestError):
-        return f"HTTP {exc.status}" if exc.status is not None else str(exc.transport_error or "no answer")
-    return type(exc).__name__
-
-
 def _background_failed(key: str, exc: Exception) -> None:
     """Log a failed background refresh; one that says the request is wrong is the next caller's error."""
     log.warning("The background refresh of %s failed: %s", key, exc)
-    if not _rides_out(exc):
+    if not rides_out(exc):
         # A revoked secret is not hidden behind the token held: the next call refreshes in the
         # caller's path, and reports it.
         MEMORY.entries.pop(key, None)
@@ -205,7 +123,7 @@ class TokenCache:
         vendor refused), so a token another caller already renewed is reused. ``seal`` encrypts what the
         shared store keeps (required with a store).
         """
-        ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
+        ask = Ask(key, fingerprint, margin, force_refresh, rejected)
         held = MEMORY.entries.get(key)
         if ask.hit(held):
             return ask.served(held, "memory")
@@ -221,7 +139,7 @@ class TokenCache:
         with MEMORY.lock(key):
             return run(self.flow(ask, fetch, seal))
 
-    def _background(self, ask: _Ask, fetch: Fetch, seal: EntrySeal | None) -> None:
+    def _background(self, ask: Ask, fetch: Fetch, seal: EntrySeal | None) -> None:
         """Refresh off the caller's path (a thread); a failure is logged, the caller has its token."""
         metrics.background_refresh(ask.key)
         try:
@@ -232,7 +150,7 @@ class TokenCache:
         finally:
             MEMORY.release_refresh(ask.key)
 
-    async def _abackground(self, ask: _Ask, fetch: Fetch, seal: EntrySeal | None) -> None:
+    async def _abackground(self, ask: Ask, fetch: Fetch, seal: EntrySeal | None) -> None:
         """Refresh off the caller's path (a task on the loop); a failure is logged."""
         metrics.background_refresh(ask.key)
         try:
@@ -255,7 +173,7 @@ class TokenCache:
         rejected: str | None = None,
     ) -> AccessToken:
         """Return a token as :meth:`get` does, without blocking the event loop."""
-        ask = _Ask(key, fingerprint, margin, force_refresh, rejected)
+        ask = Ask(key, fingerprint, margin, force_refresh, rejected)
         held = MEMORY.entries.get(key)
         if ask.hit(held):
             return ask.served(held, "memory")
@@ -268,7 +186,7 @@ class TokenCache:
         async with MEMORY.alock(key):
             return await arun(self.flow(ask, fetch, seal))
 
-    def flow(self, ask: _Ask, fetch: Fetch, seal: EntrySeal | None) -> Flow[AccessToken]:
+    def flow(self, ask: Ask, fetch: Fetch, seal: EntrySeal | None) -> Flow[AccessToken]:
         """Return the token for ``ask``: the one cache policy, as a flow that either driver runs."""
         held = MEMORY.entries.get(ask.key)
         if ask.accepts(held):
@@ -302,12 +220,12 @@ class TokenCache:
                 assert lock is not None
                 lock.release()
 
-    def _defer(self, ask: _Ask, held: Held, wait: float) -> AccessToken:
+    def _defer(self, ask: Ask, held: Held, wait: float) -> AccessToken:
         """Hand out ``held`` from memory for ``wait`` seconds while someone else refreshes."""
         held.defer_until = time.time() + wait
         return ask.served(held, "memory")
 
-    def _load(self, store: SharedStore, ask: _Ask, seal: EntrySeal) -> Flow[Held | None]:
+    def _load(self, store: SharedStore, ask: Ask, seal: EntrySeal) -> Flow[Held | None]:
         """Read and open the shared entry and keep it in memory; a failing or foreign one counts as none."""
         try:
             raw = yield Call(store.load, (ask.key,))
@@ -330,7 +248,7 @@ class TokenCache:
         MEMORY.entries[ask.key] = held
         return held
 
-    def _lock(self, lock: filelock.FileLock | None, ask: _Ask, held: Held | None) -> Flow[bool | AccessToken]:
+    def _lock(self, lock: filelock.FileLock | None, ask: Ask, held: Held | None) -> Flow[bool | AccessToken]:
         """Take the host's lock; True when taken, a token to hand out while another process refreshes."""
         if lock is None:
             return False
@@ -350,7 +268,7 @@ class TokenCache:
             yield Sleep(0.05)
 
     def _lease(
-        self, store: LeasingStore, ask: _Ask, seal: EntrySeal, held: Held | None
+        self, store: LeasingStore, ask: Ask, seal: EntrySeal, held: Held | None
     ) -> Flow[Lease | AccessToken | None]:
         """
         Return the lease this process now holds, a token another host refreshes or stored, or None.
@@ -399,7 +317,7 @@ class TokenCache:
         return None
 
     def _await_holder(
-        self, store: LeasingStore, ask: _Ask, seal: EntrySeal, lease: Lease, give_up_at: float
+        self, store: LeasingStore, ask: Ask, seal: EntrySeal, lease: Lease, give_up_at: float
     ) -> Flow[AccessToken | None]:
         """Wait for the token the lease holder stores; None once the lease lapses or changes hands.
 
@@ -424,7 +342,7 @@ class TokenCache:
 
     def _fetch(
         self,
-        ask: _Ask,
+        ask: Ask,
         fetch: Fetch,
         store: SharedStore | None,
         seal: EntrySeal | None,
@@ -476,25 +394,17 @@ class TokenCache:
                 yield from self._release(cast("LeasingStore", store), ask.key)
         return token
 
-    def _back_off(self, ask: _Ask, held: Held | None, lease: Lease | None, exc: Exception) -> float | None:
+    def _back_off(self, ask: Ask, held: Held | None, lease: Lease | None, exc: Exception) -> float | None:
         """
-        Return how long to wait before the next attempt after ``exc``; None when it is not ridden out.
-
-        Ridden out: no answer, 408, 429, 5xx, or an answer without a usable token. Anything that says
-        the request itself is wrong (400, 401, 403, any other 4xx, a configuration error) is reported
-        at once, even with a valid token in hand: a revoked secret is not hidden. The wait doubles with
-        each failure in a row, with jitter, is capped, honours ``Retry-After``, and never runs past the
-        point where the token held stops being handed out.
+        Return how long to wait before the next attempt after ``exc``; None when it is not ridden out
+        (see :mod:`airflow_tokens.backoff`). The wait never runs past the point where the token held
+        stops being handed out, which it is until then.
         """
-        if not _rides_out(exc):
+        if not rides_out(exc):
             return None
         previous = MEMORY.backoffs.get(ask.key)
         failures = max(previous[2] if previous else 0, lease.failures if lease is not None else 0)
-        retry_after = exc.retry_after if isinstance(exc, TokenRequestError) else None
-        if retry_after is not None:
-            wait = min(retry_after, MAX_RETRY_AFTER)
-        else:
-            wait = min(BACKOFF_CAP, BACKOFF_FIRST * 2**failures) * random.uniform(0.8, 1.2)
+        wait = next_wait(exc, failures)
         if held is not None and ask.tolerates(held):
             wait = min(wait, ask.serve_limit(held) - time.time())
             held.defer_until = time.time() + wait
@@ -503,10 +413,10 @@ class TokenCache:
         return wait
 
     def _note_failure(
-        self, store: LeasingStore, ask: _Ask, lease: Lease, exc: Exception, wait: float
+        self, store: LeasingStore, ask: Ask, lease: Lease, exc: Exception, wait: float
     ) -> Flow[None]:
         """Replace this process's lease by a back-off note: the whole deployment waits ``wait`` seconds."""
-        note = Lease(lease.holder, time.time() + wait, _failure(exc), lease.failures + 1)
+        note = Lease(lease.holder, time.time() + wait, failure_name(exc), lease.failures + 1)
         try:
             yield Call(store.save_lease, (ask.key, note))
         except Exception as failure:

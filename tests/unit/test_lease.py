@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from airflow_tokens.cache import TokenCache, _Ask
+from airflow_tokens.cache import TokenCache
+from airflow_tokens.freshness import Ask as _Ask
 from airflow_tokens.memory import MEMORY
 from airflow_tokens.memory import Held as _Held
 from airflow_tokens.sealing import CacheEntry
