@@ -375,7 +375,7 @@ class TokenCache:
                 metrics.served_stale(ask.key)
                 return held.entry.token
             raise
-        MEMORY.backoffs.pop(ask.key, None)
+        MEMORY.failures.pop(ask.key, None)
         entry = CacheEntry(token, ask.fingerprint, HOSTNAME)
         MEMORY.entries[ask.key] = Held(entry, random.random() if store is not None else 0.0)
         if store is not None and seal is not None:
@@ -402,14 +402,13 @@ class TokenCache:
         """
         if not rides_out(exc):
             return None
-        previous = MEMORY.backoffs.get(ask.key)
-        failures = max(previous[2] if previous else 0, lease.failures if lease is not None else 0)
+        failures = max(MEMORY.failures.get(ask.key, 0), lease.failures if lease is not None else 0)
         wait = next_wait(exc, failures)
         if held is not None and ask.tolerates(held):
             wait = min(wait, ask.serve_limit(held) - time.time())
             held.defer_until = time.time() + wait
         wait = max(0.0, wait)
-        MEMORY.backoffs[ask.key] = (time.time() + wait, exc, failures + 1)
+        MEMORY.failures[ask.key] = failures + 1
         return wait
 
     def _note_failure(

@@ -56,9 +56,8 @@ class _Memory:
         #: What hooks resolved from their connection, reused by new hook objects for a short while.
         self.profiles: dict[Any, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
-        #: Per key, the back-off after failed refreshes: (no attempt before this epoch second, the last
-        #: failure, how many failed in a row).
-        self.backoffs: dict[str, tuple[float, Exception, int]] = {}
+        #: Per key, how many refreshes failed in a row (the back-off grows with them).
+        self.failures: dict[str, int] = {}
         #: Keys refreshed in the background right now (one refresh per key and process at a time).
         self.refreshing: set[str] = set()
         #: The background refreshes running on event loops (a reference keeps each task alive).
@@ -96,7 +95,7 @@ class _Memory:
         """Forget every token and profile."""
         self.entries.clear()
         self.profiles.clear()
-        self.backoffs.clear()
+        self.failures.clear()
 
 
 MEMORY = _Memory()
