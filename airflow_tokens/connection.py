@@ -12,19 +12,21 @@ import logging
 import os
 import re
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_tokens.exceptions import TokenConfigError
 from airflow_tokens.extras import known_extras, unknown_extras
-from airflow_tokens.options import ALLOW_HTTP, CA_BUNDLE, default
+from airflow_tokens.options import ALLOW_HTTP, API_BASE_URL, CA_BUNDLE, default
 from airflow_tokens.request import is_loopback
 from airflow_tokens.stores import in_task
 from airflow_tokens.vendors import RENAMED_CONNECTION_TYPES
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow.sdk import Connection
 
     from airflow_tokens.options import Extra
@@ -71,14 +73,23 @@ class ConnectionSettings:
     :param conn_id: the connection id (for messages).
     :param conn_type: the vendor's connection type (for ``extra__<conn_type>__`` keys).
     :param conn: the Airflow connection.
+    :param overrides: options given per call (a scope, an audience), which win over the extras of the
+        same name; each must be an extra of this connection type.
     """
 
-    def __init__(self, conn_id: str, conn_type: str, conn: Connection) -> None:
+    def __init__(
+        self, conn_id: str, conn_type: str, conn: Connection, overrides: Mapping[str, Any] | None = None
+    ) -> None:
         self.conn_id = conn_id
         self.conn_type = conn_type
         self.conn = conn
         self.known = known_extras(conn_type)
         self.extras = _extras_object(conn_id, conn.extra)
+        for name, value in (overrides or {}).items():
+            if name not in self.known:
+                raise self.error(name, f"{conn_type} connections take no {name}")
+            self.extras.pop(f"extra__{conn_type}__{name}", None)
+            self.extras[name] = value
         if self.extras:
             from airflow.sdk.log import mask_secret
 
@@ -217,39 +228,59 @@ class ConnectionSettings:
             if default is None:
                 raise self.error("host", "is required for this vendor (for example https://api.example.com)")
             return default.rstrip("/")
-        if len(host) > MAX_URL_LENGTH:
-            raise self.error("host", f"is {len(host)} characters long; a URL has {MAX_URL_LENGTH} at most")
-        if "@" in re.split(r"[/?#]", host.split("://", 1)[-1], maxsplit=1)[0]:
-            # Never echo the host here: it holds a credential.
-            raise self.error(
-                "host", "carries credentials (user:password@); set them in the login and password fields"
-            )
-        try:
-            parts = urlsplit(host)
-            host_port = parts.port
-        except ValueError as exc:
-            raise self.error("host", f"{host!r} is not a valid URL ({exc})") from None
-        if not parts.scheme or not parts.hostname:
-            raise self.error("host", f"{host!r} needs a scheme, like https://{host}")
-        if parts.scheme not in ("https", "http"):
-            raise self.error("host", f"scheme {parts.scheme!r} is not supported; use https://")
-        if not verbatim and (parts.query or parts.fragment):
-            # Never echo the host here: a query may hold a credential.
-            raise self.error(
-                "host",
-                "is a base URL that the token path is appended to: it takes no query (?) or fragment (#)",
-            )
-        if parts.scheme == "http" and not is_loopback(parts.hostname) and not self.value(ALLOW_HTTP):
-            raise self.error(
-                "host",
-                f"plain http:// to {parts.hostname} would send credentials unencrypted; use https:// "
-                'or set the extra "allow_http": true',
-            )
+        parts = self._checked_url("host", host, verbatim=verbatim)
+        host_port = parts.port
         if port is not None and host_port is None:
             host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
         elif port is not None and port != host_port:
             raise self.error("port", f"{port} differs from the host's port {host_port}; keep one")
         return host if verbatim else host.rstrip("/")
+
+    def api_base_url(self, default: str | None) -> str:
+        """Return the vendor API's base URL: the ``api_base_url`` extra, else ``default`` (the base URL)."""
+        url = self.value(API_BASE_URL).strip()
+        if not url:
+            if default is None:
+                raise self.error(
+                    "api_base_url",
+                    "is required: this connection's host is the token URL, not the API; set the API's "
+                    "base URL, like https://api.example.com",
+                )
+            return default
+        self._checked_url("api_base_url", url, verbatim=False)
+        return url.rstrip("/")
+
+    def _checked_url(self, field: str, url: str, *, verbatim: bool) -> SplitResult:
+        """Return the parts of ``url`` (the host or ``field``); refuse a URL unfit for credentials."""
+        if len(url) > MAX_URL_LENGTH:
+            raise self.error(field, f"is {len(url)} characters long; a URL has {MAX_URL_LENGTH} at most")
+        if "@" in re.split(r"[/?#]", url.split("://", 1)[-1], maxsplit=1)[0]:
+            # Never echo the URL here: it holds a credential.
+            raise self.error(
+                field, "carries credentials (user:password@); set them in the login and password fields"
+            )
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise self.error(field, f"{url!r} is not a valid URL ({exc})") from None
+        if not parts.scheme or not parts.hostname:
+            raise self.error(field, f"{url!r} needs a scheme, like https://{url}")
+        if parts.scheme not in ("https", "http"):
+            raise self.error(field, f"scheme {parts.scheme!r} is not supported; use https://")
+        if not verbatim and (parts.query or parts.fragment):
+            # Never echo the URL here: a query may hold a credential.
+            raise self.error(
+                field,
+                "is a base URL that paths are appended to: it takes no query (?) or fragment (#)",
+            )
+        if parts.scheme == "http" and not is_loopback(parts.hostname) and not self.value(ALLOW_HTTP):
+            raise self.error(
+                field,
+                f"plain http:// to {parts.hostname} would send credentials unencrypted; use https:// "
+                'or set the extra "allow_http": true',
+            )
+        return parts
 
 
 def _env_value(conn_id: str) -> tuple[str, str]:

@@ -81,6 +81,8 @@ class CachedToken:
     :param obtained_at: when the token was obtained (UTC ISO 8601).
     :param obtained_by: the host whose process fetched it.
     :param scope: the granted scopes, or None when the vendor does not say.
+    :param asked: what the token was asked for per call (``{"scope": "read"}``), None for the
+        connection's own token.
     :param lease: the refresh lease.
     :param problem: why the entry cannot be described (none cached, unreadable, older format), or None.
     :param variables: the Variable keys that hold the entry and the lease.
@@ -99,6 +101,7 @@ class CachedToken:
     lease: LeaseState
     problem: str | None
     variables: list[str]
+    asked: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the description as plain JSON-ready data."""
@@ -141,8 +144,9 @@ def _entry_fields(raw: str | None, now: float) -> dict[str, Any]:
         obtained_at = float(data["obtained_at"])
     except (KeyError, TypeError, ValueError):
         return _undescribed("expiry or obtained time missing; the next task replaces it")
-    scope = data.get("scope")
+    scope, asked = data.get("scope"), data.get("asked")
     return {
+        "asked": {str(k): str(v) for k, v in asked.items()} if isinstance(asked, dict) else None,
         "token_type": str(data.get("token_type") or ""),
         "expires_at": _iso(expires_at),
         "expires_in": int(expires_at - now),
@@ -168,13 +172,18 @@ def _rows(session: Session) -> list[Any]:
     return list(session.scalars(query))
 
 
-def _split(key: str) -> tuple[str, str, str] | None:
-    """Return (kind, conn_type, conn_id) of a cache Variable key, or None for another key."""
+def _split(key: str) -> tuple[str, str, str, str] | None:
+    """Return (kind, conn_type, conn_id, variant) of a cache Variable key, or None for another key.
+
+    ``variant`` tells apart the tokens one connection was asked for per call (``@`` and a digest of
+    the scope or audience asked for; a connection id has no ``@``); empty for the connection's own.
+    """
     for kind, prefix in (("entry", ENTRY_PREFIX), ("lease", LEASE_PREFIX)):
         if key.startswith(prefix):
-            conn_type, dot, conn_id = key[len(prefix) :].partition(".")
+            conn_type, dot, rest = key[len(prefix) :].partition(".")
+            conn_id, _, variant = rest.partition("@")
             if dot and conn_type and conn_id:
-                return kind, conn_type, conn_id
+                return kind, conn_type, conn_id, variant
     return None
 
 
@@ -183,7 +192,7 @@ def describe(key: str) -> str:
     parts = _split(key)
     if parts is None:
         return f"Variable {key}"
-    kind, _, conn_id = parts
+    kind, _, conn_id, _ = parts
     what = "cached token" if kind == "entry" else "refresh lease"
     return f"the {what} of connection {conn_id} (Variable {key})"
 
@@ -191,17 +200,17 @@ def describe(key: str) -> str:
 def cached_tokens(session: Session, now: float | None = None) -> list[CachedToken]:
     """Return every connection with a cache entry or a refresh lease, sorted by connection id."""
     now = time.time() if now is None else now
-    found: dict[tuple[str, str], dict[str, Any]] = {}
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in _rows(session):
         parts = _split(row.key)
         if parts is None:
             continue
-        kind, conn_type, conn_id = parts
-        slot = found.setdefault((conn_id, conn_type), {"variables": []})
+        kind, conn_type, conn_id, variant = parts
+        slot = found.setdefault((conn_id, variant, conn_type), {"variables": []})
         slot["variables"].append(row.key)
         slot[kind] = row.val
     tokens = []
-    for (conn_id, conn_type), slot in sorted(found.items()):
+    for (conn_id, _, conn_type), slot in sorted(found.items()):
         fields = _entry_fields(slot["entry"], now) if "entry" in slot else _undescribed("no token cached")
         tokens.append(
             CachedToken(

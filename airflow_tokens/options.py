@@ -100,6 +100,8 @@ MAX_RESPONSE_BYTES = Extra(
 )
 CA_BUNDLE = Extra("ca_bundle", str, default="")
 ALLOW_HTTP = Extra("allow_http", bool, default=False)
+#: Where the vendor's API is, for calls made with :mod:`airflow_tokens.http` (default: the base URL).
+API_BASE_URL = Extra("api_base_url", str, default="")
 
 COMMON_EXTRAS: tuple[Extra[Any], ...] = (
     CACHE,
@@ -112,4 +114,5 @@ COMMON_EXTRAS: tuple[Extra[Any], ...] = (
     MAX_RESPONSE_BYTES,
     CA_BUNDLE,
     ALLOW_HTTP,
+    API_BASE_URL,
 )

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_tokens.token import AccessToken
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 #: Version tag of every entry this package writes; entries of another shape are ignored and replaced.
@@ -77,10 +79,13 @@ class EntrySeal:
 
     :param material: the bytes the key is derived from: the token request with its credentials.
     :param cache_key: the cache key; it is bound to every entry, so entries cannot be swapped.
+    :param asked: what the call asked for beyond the connection's extras (a scope, an audience): kept in
+        clear for ``airflow-tokens status`` and bound to the entry.
     """
 
     material: bytes = field(repr=False)
     cache_key: str
+    asked: Mapping[str, str] | None = None
 
     def _key_id(self, fmt: str) -> bytes:
         return hashlib.sha256(b"\0".join((fmt.encode(), self.material, self.cache_key.encode()))).digest()
@@ -123,6 +128,8 @@ class EntrySeal:
 
     def _associated_data(self, fmt: str, clear: dict[str, Any]) -> bytes:
         bound = [fmt, self.cache_key, *(clear.get(name) for name in _CLEAR_FIELDS[fmt])]
+        if "asked" in clear:  # only entries of a token asked for per call have it: older ones read alike
+            bound.append(clear["asked"])
         return json.dumps(bound, separators=(",", ":"), ensure_ascii=False).encode()
 
     def seal(self, entry: CacheEntry) -> dict[str, Any]:
@@ -136,6 +143,8 @@ class EntrySeal:
             "obtained_by": entry.obtained_by,
             "refresh_after": token.refresh_after.timestamp() if token.refresh_after is not None else None,
         }
+        if self.asked:
+            clear["asked"] = dict(self.asked)
         secret = json.dumps({"token": token.token, "fingerprint": entry.fingerprint}).encode()
         nonce = os.urandom(_NONCE_BYTES)
         sealed = nonce + self._aead(ENTRY_FORMAT).encrypt(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import requests.auth
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Generator, Sequence
 
     from airflow_tokens.token import AccessToken
 
@@ -17,11 +18,25 @@ if TYPE_CHECKING:
 class TokenSource(Protocol):
     """What hands out tokens to an authentication: a token hook."""
 
-    def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
+    def get_access_token(
+        self,
+        force_refresh: bool = False,
+        *,
+        rejected: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> AccessToken:
         """Return a fresh token; ``rejected`` names one the vendor refused."""
 
     async def aget_access_token(
-        self, force_refresh: bool = False, *, rejected: str | None = None
+        self,
+        force_refresh: bool = False,
+        *,
+        rejected: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
     ) -> AccessToken:
         """Return a fresh token without blocking the event loop."""
 
@@ -29,6 +44,7 @@ class TokenSource(Protocol):
 log = logging.getLogger(__name__)
 
 _SENT_TOKEN = "_airflow_tokens_sent"
+_REFUSED = "The vendor refused the token (HTTP 401); renewing it and retrying once"
 
 
 class TokenAuth(requests.auth.AuthBase):
@@ -36,14 +52,25 @@ class TokenAuth(requests.auth.AuthBase):
     Send the hook's token; on a 401, drop that token if it is still cached, renew it, retry once.
 
     :param hook: the token hook (or any :class:`TokenSource`) that supplies tokens.
+    :param scope: the scopes to ask for instead of the connection's.
+    :param audience: the audience to ask for instead of the connection's.
+    :param resource: the resource to ask for instead of the connection's.
     """
 
-    def __init__(self, hook: TokenSource) -> None:
+    def __init__(
+        self,
+        hook: TokenSource,
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> None:
         self.hook = hook
+        self.asked: dict[str, Any] = {"scope": scope, "audience": audience, "resource": resource}
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Add the Authorization header and the 401 handler to ``request``."""
-        self._authorize(request, self.hook.get_access_token())
+        self._authorize(request, self.hook.get_access_token(**self.asked))
         request.register_hook("response", self._retry_on_401)  # type: ignore[no-untyped-call]
         return request
 
@@ -56,8 +83,8 @@ class TokenAuth(requests.auth.AuthBase):
         sent = getattr(response.request, _SENT_TOKEN, None)
         if response.status_code != 401 or sent is None:
             return response
-        log.info("The vendor refused the token (HTTP 401); renewing it and retrying once")
-        token = self.hook.get_access_token(rejected=sent)
+        log.info(_REFUSED)
+        token = self.hook.get_access_token(rejected=sent, **self.asked)
         response.content  # noqa: B018 - drain the body so the connection can be reused
         response.close()
         retry = response.request.copy()
@@ -69,23 +96,73 @@ class TokenAuth(requests.auth.AuthBase):
         return second
 
 
-class AsyncTokenAuth(httpx.Auth):
+@dataclass(frozen=True, slots=True)
+class _NeedToken:
+    """Ask the driver of :meth:`HttpxTokenAuth._flow` for a token (``rejected``: the one refused)."""
+
+    rejected: str | None = None
+
+
+class HttpxTokenAuth(httpx.Auth):
     """
-    Send the hook's token from ``aget_access_token``; on a 401, renew that token and retry once.
+    Send the hook's token with an httpx client, sync or async; on a 401, renew it and retry once.
 
     :param hook: the token hook (or any :class:`TokenSource`) that supplies tokens.
+    :param scope: the scopes to ask for instead of the connection's.
+    :param audience: the audience to ask for instead of the connection's.
+    :param resource: the resource to ask for instead of the connection's.
     """
 
-    def __init__(self, hook: TokenSource) -> None:
+    def __init__(
+        self,
+        hook: TokenSource,
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> None:
         self.hook = hook
+        self.asked: dict[str, Any] = {"scope": scope, "audience": audience, "resource": resource}
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Send ``request`` with the token; renew the token and send it again once if refused."""
-        token = await self.hook.aget_access_token()
+    @staticmethod
+    def _flow(request: httpx.Request) -> Generator[_NeedToken | httpx.Request, Any, None]:
+        """Decide once for both drivers: ask for a token, send, and on a 401 ask again and resend."""
+        token: AccessToken = yield _NeedToken()
         request.headers["Authorization"] = token.authorization
-        response = yield request
+        response: httpx.Response = yield request
         if response.status_code == 401:
-            log.info("The vendor refused the token (HTTP 401); renewing it and retrying once")
-            token = await self.hook.aget_access_token(rejected=token.token)
+            log.info(_REFUSED)
+            token = yield _NeedToken(rejected=token.token)
             request.headers["Authorization"] = token.authorization
             yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Run :meth:`_flow` with ``get_access_token``."""
+        flow = self._flow(request)
+        step = next(flow)
+        try:
+            while True:
+                if isinstance(step, _NeedToken):
+                    step = flow.send(self.hook.get_access_token(rejected=step.rejected, **self.asked))
+                else:
+                    step = flow.send((yield step))
+        except StopIteration:
+            return
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Run :meth:`_flow` with ``aget_access_token``."""
+        flow = self._flow(request)
+        step = next(flow)
+        try:
+            while True:
+                if isinstance(step, _NeedToken):
+                    token = await self.hook.aget_access_token(rejected=step.rejected, **self.asked)
+                    step = flow.send(token)
+                else:
+                    step = flow.send((yield step))
+        except StopIteration:
+            return
+
+
+#: The name 0.2 gave the async authentication; :class:`HttpxTokenAuth` serves sync clients too.
+AsyncTokenAuth = HttpxTokenAuth

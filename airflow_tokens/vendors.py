@@ -139,6 +139,11 @@ CLIENT_AUTH_METHOD = choice(
 )
 SCOPE = Extra("scope", str, "Scope", "Optional. Space-separated scopes to request, e.g. 'read write'.", "")
 AUDIENCE = Extra("audience", str, "Audience", "Optional. The audience parameter some servers require.", "")
+RESOURCE = Extra(
+    "resource", str, "Resource", "Optional. The resource (RFC 8707) the token is for, an absolute URI.", ""
+)
+#: The options a caller may give per call (``get_token(scope=...)``), each winning over its extra.
+CALL_OPTIONS = ("scope", "audience", "resource")
 EXTRA_PARAMS = Extra(
     "extra_params",
     dict,
@@ -327,7 +332,7 @@ VENDORS: dict[str, Vendor] = {
                 form_body=True,
             ),
             auth_option=CLIENT_AUTH_METHOD,
-            extras=(CLIENT_AUTH_METHOD, SCOPE, AUDIENCE, EXTRA_PARAMS),
+            extras=(CLIENT_AUTH_METHOD, SCOPE, AUDIENCE, RESOURCE, EXTRA_PARAMS),
         ),
         Vendor(
             "token_endpoint",

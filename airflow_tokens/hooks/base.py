@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,9 +35,10 @@ from airflow_tokens.request import Transport
 from airflow_tokens.retry import RetryPolicy
 from airflow_tokens.sealing import EntrySeal
 from airflow_tokens.stores import VariableStore, XComStore
+from airflow_tokens.vendors import CALL_OPTIONS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping, Sequence
 
     import httpx
     import requests
@@ -48,9 +52,27 @@ if TYPE_CHECKING:
     from airflow_tokens.vendors import Vendor
 
 _R = TypeVar("_R")
+#: What a caller asked for per call: sorted (option, value) pairs, e.g. (("scope", "read"),).
+Asked = tuple[tuple[str, str], ...]
+
+#: What HttpOperator passes to the hook of its connection's type (``Connection.get_hook(hook_params=...)``).
+_HTTP_HOOK_PARAMS = frozenset({"method", "auth_type", "tcp_keep_alive"})
 
 #: New hook objects in one process reuse a connection resolved less than this many seconds ago.
 CONNECTION_TTL = 60.0
+
+
+def asked_for(options: Mapping[str, str | Sequence[str] | None]) -> Asked:
+    """Return what a call asked for: the options given (a list of scopes joined by spaces), sorted."""
+    asked = []
+    for name, value in options.items():
+        if name not in CALL_OPTIONS:
+            raise TypeError(f"unexpected argument {name!r}; a call may ask for {', '.join(CALL_OPTIONS)}")
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else " ".join(value)
+        asked.append((name, text))
+    return tuple(sorted(asked))
 
 
 async def _amask(token: AccessToken) -> None:
@@ -65,6 +87,7 @@ class _Profile:
 
     settings: ConnectionSettings
     base_url: str
+    cache_key: str
     token_request: TokenRequest
     response_fields: ResponseFields
     fingerprint: str
@@ -131,6 +154,17 @@ class TokenHook(BaseHook):
         **kwargs: str,
     ) -> None:
         conn_id = kwargs.pop(self.conn_name_attr, self.default_conn_name)
+        if _HTTP_HOOK_PARAMS & set(kwargs):
+            # HttpOperator builds the hook of its connection's type with these: it would send the
+            # vendor's client ID and secret to the API as HTTP Basic.
+            raise TokenConfigError(
+                conn_id,
+                "conn_type",
+                f"is a {self.hook_name} connection, which HttpOperator cannot call an API with (it would "
+                f"send the {self.login_label} and {self.password_label} as HTTP Basic); use "
+                f"airflow_tokens.http.TokenHttpOperator(http_conn_id={conn_id!r}, ...), or an http "
+                f"connection with auth_type=airflow_tokens.http.token_auth({conn_id!r})",
+            )
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected arguments: {', '.join(sorted(kwargs))}")
         super().__init__()
@@ -141,7 +175,7 @@ class TokenHook(BaseHook):
         self._retry_option = retry
         self._session = session
         self._xcom_task_id = xcom_task_id
-        self._resolved: _Profile | None = None
+        self._resolved: dict[Asked, _Profile] = {}
 
     def request_body(
         self, settings: ConnectionSettings, static: dict[str, Any], credentials: dict[str, str]
@@ -161,21 +195,27 @@ class TokenHook(BaseHook):
     @property
     def _profile(self) -> _Profile:
         """Return what this hook resolved from its connection, shared by hooks alike for a short while."""
-        if self._resolved is None:
-            self._resolved = self._shared_profile(None)
-        return self._resolved
+        return self._profile_for(())
 
-    async def _aprofile(self) -> _Profile:
-        """Return :attr:`_profile`, reading the connection with ``aget_connection`` when needed."""
+    def _profile_for(self, asked: Asked) -> _Profile:
+        """Return the profile of the token asked for (a scope, an audience; ``()`` for the extras' own)."""
+        profile = self._resolved.get(asked)
+        if profile is None:
+            profile = self._resolved[asked] = self._shared_profile(None, asked)
+        return profile
+
+    async def _aprofile(self, asked: Asked = ()) -> _Profile:
+        """Return :meth:`_profile_for`, reading the connection with ``aget_connection`` when needed."""
         await prepare()  # once per process: what the async path imports, loaded off the event loop
-        if self._resolved is None:
-            profile = self._shared_profile(None, reuse_only=True)
+        profile = self._resolved.get(asked)
+        if profile is None:
+            profile = self._shared_profile(None, asked, reuse_only=True)
             if profile is None:
-                profile = self._shared_profile(await aload_connection(self.conn_id))
-            self._resolved = profile
-        return self._resolved
+                profile = self._shared_profile(await aload_connection(self.conn_id), asked)
+            self._resolved[asked] = profile
+        return profile
 
-    def _profile_key(self) -> tuple[Any, ...]:
+    def _profile_key(self, asked: Asked) -> tuple[Any, ...]:
         option = self._cache_option
         return (
             type(self),
@@ -184,24 +224,34 @@ class TokenHook(BaseHook):
             self._margin_option,
             self._xcom_task_id,
             self.strict_extras,
+            asked,
         )
 
     @overload
-    def _shared_profile(self, conn: Connection | None) -> _Profile: ...
+    def _shared_profile(self, conn: Connection | None, asked: Asked) -> _Profile: ...
     @overload
-    def _shared_profile(self, conn: None, *, reuse_only: bool) -> _Profile | None: ...
-    def _shared_profile(self, conn: Connection | None, *, reuse_only: bool = False) -> _Profile | None:
-        key = self._profile_key()
+    def _shared_profile(self, conn: None, asked: Asked, *, reuse_only: bool) -> _Profile | None: ...
+    def _shared_profile(
+        self, conn: Connection | None, asked: Asked, *, reuse_only: bool = False
+    ) -> _Profile | None:
+        key = self._profile_key(asked)
         profile: _Profile | None = MEMORY.profiles.get(key)
         if profile is None or time.monotonic() - profile.resolved_at > CONNECTION_TTL:
             if reuse_only:
                 return None
-            profile = self._resolve(conn or load_connection(self.conn_id))
+            profile = self._resolve(conn or load_connection(self.conn_id), asked)
             MEMORY.profiles[key] = profile
         return profile
 
-    def _resolve(self, conn: Connection) -> _Profile:
-        settings = ConnectionSettings(self.conn_id, self.conn_type, conn)
+    def _cache_key_for(self, asked: Asked) -> str:
+        """Return the cache key of the token asked for: the connection's, and a digest of what was asked."""
+        if not asked:
+            return self.cache_key
+        digest = hashlib.sha256(json.dumps(asked).encode()).hexdigest()[:16]
+        return f"{self.cache_key}@{digest}"
+
+    def _resolve(self, conn: Connection, asked: Asked = ()) -> _Profile:
+        settings = ConnectionSettings(self.conn_id, self.conn_type, conn, dict(asked))
         if self.strict_extras:
             settings.require_known_extras()
         else:
@@ -209,13 +259,15 @@ class TokenHook(BaseHook):
         base_url = self.resolve_base_url(settings)
         url = base_url if self.vendor.host_is_token_url else base_url + self.vendor.token_path
         request = build_request(settings, self.vendor, url, self.request_body)
+        cache_key = self._cache_key_for(asked)
         return _Profile(
             settings=settings,
             base_url=base_url,
+            cache_key=cache_key,
             token_request=request,
             response_fields=endpoint_for(self.vendor, settings).response,
             fingerprint=request.fingerprint(),
-            seal=EntrySeal(request.material(), self.cache_key),
+            seal=EntrySeal(request.material(), cache_key, dict(asked)),
             refresh_margin=self._resolve_margin(settings),
             cache=self._resolve_cache(settings),
             timeout=(settings.value(CONNECT_TIMEOUT), settings.value(READ_TIMEOUT)),
@@ -258,6 +310,12 @@ class TokenHook(BaseHook):
     def base_url(self) -> str:
         """Return the vendor API base URL for this connection (also the root for ``get_conn`` calls)."""
         return self._profile.base_url
+
+    @property
+    def api_base_url(self) -> str:
+        """Return where the vendor's API is: the ``api_base_url`` extra, else :attr:`base_url`."""
+        default = None if self.vendor.host_is_token_url else self.base_url
+        return self.settings.api_base_url(default)
 
     @property
     def token_request(self) -> TokenRequest:
@@ -313,9 +371,8 @@ class TokenHook(BaseHook):
         """Return the key under which this connection's token is cached."""
         return f"{self.conn_type}.{self.conn_id}"
 
-    def _fetch_flow(self) -> Flow[AccessToken]:
+    def _fetch_flow(self, profile: _Profile) -> Flow[AccessToken]:
         """Return the token request under the retry policy, as a flow either driver runs."""
-        profile = self._profile
         return fetch_flow(
             self.conn_id,
             profile.token_request,
@@ -325,20 +382,16 @@ class TokenHook(BaseHook):
             vendor=self.conn_type,
         )
 
-    def _fetch(self) -> AccessToken:
-        """Send the token request now; whoever hands the token out masks it."""
-        return run(self._fetch_flow())
-
-    def fetch_access_token(self) -> AccessToken:
+    def fetch_access_token(self, **asked: str | Sequence[str] | None) -> AccessToken:
         """Request a new token from the vendor, bypassing every cache (the token is masked, too)."""
-        token = self._fetch()
+        token = run(self._fetch_flow(self._profile_for(asked_for(asked))))
         mask_once(token)
         return token
 
-    async def afetch_access_token(self) -> AccessToken:
+    async def afetch_access_token(self, **asked: str | Sequence[str] | None) -> AccessToken:
         """Request a new token as :meth:`fetch_access_token` does, without blocking the event loop."""
-        await self._aprofile()
-        token = await arun(self._fetch_flow())
+        profile = await self._aprofile(asked_for(asked))
+        token = await arun(self._fetch_flow(profile))
         await _amask(token)
         return token
 
@@ -347,71 +400,139 @@ class TokenHook(BaseHook):
     ) -> _R:
         """Call the cache's ``get`` or ``aget`` for this connection's token."""
         return get(
-            self.cache_key,
+            profile.cache_key,
             profile.fingerprint,
             profile.refresh_margin,
-            self._fetch_flow,
+            functools.partial(self._fetch_flow, profile),
             seal=profile.seal,
             force_refresh=force_refresh,
             rejected=rejected,
         )
 
-    def get_access_token(self, force_refresh: bool = False, *, rejected: str | None = None) -> AccessToken:
-        """Return a token that stays valid for the refresh margin, from cache or a new request."""
-        profile = self._profile
+    def get_access_token(
+        self,
+        force_refresh: bool = False,
+        *,
+        rejected: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> AccessToken:
+        """
+        Return a token that stays valid for the refresh margin, from cache or a new request.
+
+        :param force_refresh: fetch a new token even if the cached one is fresh.
+        :param rejected: a token the vendor refused (HTTP 401): dropped if still cached, then renewed.
+        :param scope: the scopes to ask for instead of the connection's (a string or a list).
+        :param audience: the audience to ask for instead of the connection's.
+        :param resource: the resource (RFC 8707) to ask for instead of the connection's.
+        """
+        profile = self._profile_for(asked_for({"scope": scope, "audience": audience, "resource": resource}))
         if profile.cache is None:
-            return self.fetch_access_token()
-        token = self._lookup(profile.cache.get, profile, force_refresh, rejected)
+            token = run(self._fetch_flow(profile))
+        else:
+            token = self._lookup(profile.cache.get, profile, force_refresh, rejected)
         mask_once(token)
         return token
 
     async def aget_access_token(
-        self, force_refresh: bool = False, *, rejected: str | None = None
+        self,
+        force_refresh: bool = False,
+        *,
+        rejected: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
     ) -> AccessToken:
         """Return a token as :meth:`get_access_token` does, without blocking the event loop."""
-        profile = await self._aprofile()
+        asked = asked_for({"scope": scope, "audience": audience, "resource": resource})
+        profile = await self._aprofile(asked)
         if profile.cache is None:
-            return await self.afetch_access_token()
-        token = await self._lookup(profile.cache.aget, profile, force_refresh, rejected)
+            token = await arun(self._fetch_flow(profile))
+        else:
+            token = await self._lookup(profile.cache.aget, profile, force_refresh, rejected)
         await _amask(token)
         return token
 
-    def get_token(self, force_refresh: bool = False) -> str:
-        """Return the access token value."""
-        return self.get_access_token(force_refresh).token
+    def get_token(
+        self,
+        force_refresh: bool = False,
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> str:
+        """Return the access token value (``scope``, ``audience``, ``resource`` as for get_access_token)."""
+        return self.get_access_token(force_refresh, scope=scope, audience=audience, resource=resource).token
 
-    async def aget_token(self, force_refresh: bool = False) -> str:
+    async def aget_token(
+        self,
+        force_refresh: bool = False,
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> str:
         """Return the access token value without blocking the event loop."""
-        return (await self.aget_access_token(force_refresh)).token
+        token = await self.aget_access_token(force_refresh, scope=scope, audience=audience, resource=resource)
+        return token.token
 
-    def get_auth_header(self) -> dict[str, str]:
+    def get_auth_header(
+        self,
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> dict[str, str]:
         """Return the Authorization header that sends the token."""
-        return {"Authorization": self.get_access_token().authorization}
+        token = self.get_access_token(scope=scope, audience=audience, resource=resource)
+        return {"Authorization": token.authorization}
 
-    async def aget_auth_header(self) -> dict[str, str]:
+    async def aget_auth_header(
+        self,
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> dict[str, str]:
         """Return the Authorization header that sends the token, without blocking the event loop."""
-        return {"Authorization": (await self.aget_access_token()).authorization}
+        token = await self.aget_access_token(scope=scope, audience=audience, resource=resource)
+        return {"Authorization": token.authorization}
 
-    def get_conn(self) -> requests.Session:
+    def get_conn(
+        self,
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> requests.Session:
         """Return a session that sends the token and renews it once when the vendor answers 401."""
         import requests
 
         from airflow_tokens.session import TokenAuth
 
         session = requests.Session()
-        session.auth = TokenAuth(self)
+        session.auth = TokenAuth(self, scope=scope, audience=audience, resource=resource)
         return session
 
-    async def aget_conn(self) -> httpx.AsyncClient:
+    async def aget_conn(
+        self,
+        *,
+        scope: str | Sequence[str] | None = None,
+        audience: str | None = None,
+        resource: str | None = None,
+    ) -> httpx.AsyncClient:
         """Return an httpx client for the vendor API that sends the token and renews it once on 401."""
-        profile = await self._aprofile()
+        asked = asked_for({"scope": scope, "audience": audience, "resource": resource})
+        profile = await self._aprofile(asked)
 
         import httpx
 
-        from airflow_tokens.session import AsyncTokenAuth
+        from airflow_tokens.session import HttpxTokenAuth
 
+        auth = HttpxTokenAuth(self, scope=scope, audience=audience, resource=resource)
         # TLS verified as get_conn() verifies it (default CAs), with the context built off the event loop.
-        return httpx.AsyncClient(base_url=profile.base_url, auth=AsyncTokenAuth(self), verify=await prepare())
+        return httpx.AsyncClient(base_url=profile.base_url, auth=auth, verify=await prepare())
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch a new token to check the connection; an unknown extra fails it; never shows the token."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow_tokens.hooks.base import TokenHook
-from airflow_tokens.vendors import AUDIENCE, EXTRA_PARAMS, SCOPE, VENDORS
+from airflow_tokens.vendors import AUDIENCE, EXTRA_PARAMS, RESOURCE, SCOPE, VENDORS
 
 if TYPE_CHECKING:
     from airflow_tokens.connection import ConnectionSettings
@@ -16,7 +16,7 @@ class OAuth2ClientCredentialsHook(TokenHook):
     Fetch and cache tokens from any OAuth2 client-credentials token endpoint.
 
     :param oauth2_conn_id: the connection (host = token endpoint URL, login = client ID, password = client
-        secret; extras ``client_auth_method``, ``scope``, ``audience``, ``extra_params``).
+        secret; extras ``client_auth_method``, ``scope``, ``audience``, ``resource``, ``extra_params``).
     """
 
     vendor = VENDORS["oauth2_client_credentials"]
@@ -24,9 +24,9 @@ class OAuth2ClientCredentialsHook(TokenHook):
     def request_body(
         self, settings: ConnectionSettings, static: dict[str, Any], credentials: dict[str, str]
     ) -> dict[str, Any]:
-        """Return ``grant_type``, the scope, audience and extra parameters asked for, then any credentials."""
+        """Return ``grant_type``, the scope, audience, resource and extra parameters, then any credentials."""
         params = dict(static)
-        for extra in (SCOPE, AUDIENCE):
+        for extra in (SCOPE, AUDIENCE, RESOURCE):
             if value := settings.value(extra):
                 params[extra.name] = value
         extra_params: dict[str, Any] = settings.get(EXTRA_PARAMS) or {}

@@ -380,6 +380,7 @@ class EmulatorState:
         self._invalid_requests: dict[str, int] = {}
         self._resource_requests = 0
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_LIMIT)
+        self._api_calls: deque[dict[str, Any]] = deque(maxlen=_LOG_LIMIT)
         self._faults: dict[str, deque[_FaultSpec]] = {}
         self._tokens: dict[str, _IssuedToken] = {}
         self._issued: list[str] = []
@@ -403,6 +404,7 @@ class EmulatorState:
             self._invalid_requests = dict.fromkeys(VENDORS, 0)
             self._resource_requests = 0
             self._log.clear()
+            self._api_calls.clear()
             self._faults = {name: deque() for name in VENDORS}
             self._tokens.clear()
             self._issued.clear()
@@ -457,6 +459,22 @@ class EmulatorState:
         """Count one request to a protected resource."""
         with self._lock:
             self._resource_requests += 1
+
+    def record_api_call(self, request: Request) -> None:
+        """Log one request to the API routes (resources, jobs): method, path, query and headers."""
+        call = {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "headers": _request_headers(request),
+        }
+        with self._lock:
+            self._api_calls.append(call)
+
+    def api_calls(self) -> list[dict[str, Any]]:
+        """Return the logged API requests, oldest first."""
+        with self._lock:
+            return [copy.deepcopy(call) for call in self._api_calls]
 
     def token_vendor(self, token: str) -> str | None:
         """Return the vendor that issued ``token`` if it is still valid, else ``None``."""
@@ -790,6 +808,7 @@ def _resource_endpoint(state: EmulatorState, vendor: str | None) -> Callable[[Re
 
     async def endpoint(request: Request) -> Response:
         state.record_resource_request()
+        state.record_api_call(request)
         issuer = _issuer(state, request)
         if issuer is None or (vendor is not None and issuer != vendor):
             return _refused()
@@ -809,6 +828,7 @@ def _job_routes(app: FastAPI, state: EmulatorState) -> None:
         have passed, then ``succeeded`` (``failed`` with ``"fail": true``).
         """
         state.count_job_request("start")
+        state.record_api_call(request)
         if _issuer(state, request) is None:
             return _refused()
         try:
@@ -820,6 +840,7 @@ def _job_routes(app: FastAPI, state: EmulatorState) -> None:
     async def read_job(job_id: str, request: Request) -> dict[str, Any] | Response:
         """Return the job's ``status`` (``running``, ``succeeded``, ``failed``) and its result."""
         state.count_job_request("status")
+        state.record_api_call(request)
         if _issuer(state, request) is None:
             return _refused()
         job = state.read_job(job_id)
@@ -877,6 +898,11 @@ def _admin_routes(app: FastAPI, state: EmulatorState) -> None:
             return state.requests(vendor)
         except ValueError as exc:
             raise bad_request(exc) from None
+
+    @app.get(f"{ADMIN_PREFIX}/api-calls")
+    async def api_calls() -> list[dict[str, Any]]:
+        """Return the recorded requests to the API routes (resources, jobs), headers included."""
+        return state.api_calls()
 
     @app.get(f"{ADMIN_PREFIX}/issued")
     async def issued() -> list[str]:
@@ -1202,6 +1228,11 @@ class EmulatorClient:
     def resource_requests(self) -> int:
         """Return how many protected resource requests were received."""
         return int(self.stats()["resource_requests"])
+
+    def api_calls(self) -> list[dict[str, Any]]:
+        """Return every request to the API routes (resources, jobs): method, path, query, headers."""
+        result: list[dict[str, Any]] = self._call("GET", "api-calls")
+        return result
 
     def job_requests(self) -> dict[str, int]:
         """Return how many job API requests were received: ``{"start": n, "status": n}``."""
