@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_tokens.exceptions import TokenConfigError
 from airflow_tokens.extras import known_extras, unknown_extras
-from airflow_tokens.options import ALLOW_HTTP, API_BASE_URL, CA_BUNDLE, default
+from airflow_tokens.options import ALLOW_HTTP, API_BASE_URL, CA_BUNDLE, PROXIES, default
 from airflow_tokens.request import is_loopback
 from airflow_tokens.stores import in_task
 from airflow_tokens.vendors import RENAMED_CONNECTION_TYPES
@@ -235,6 +235,19 @@ class ConnectionSettings:
         elif port is not None and port != host_port:
             raise self.error("port", f"{port} differs from the host's port {host_port}; keep one")
         return host if verbatim else host.rstrip("/")
+
+    def proxies(self) -> dict[str, str] | None:
+        """Return the ``proxies`` extra checked (scheme -> proxy URL), or None to use the environment's."""
+        proxies = self.get(PROXIES)
+        if not proxies:
+            return None
+        for scheme, url in proxies.items():
+            if scheme not in ("http", "https", "all"):
+                raise self.error("proxies", f"{scheme!r} is not http, https or all")
+            if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+                # Never echo the URL: it may carry the proxy's password.
+                raise self.error("proxies", f"the {scheme} proxy is not an http:// or https:// URL")
+        return dict(proxies)
 
     def api_base_url(self, default: str | None) -> str:
         """Return the vendor API's base URL: the ``api_base_url`` extra, else ``default`` (the base URL)."""

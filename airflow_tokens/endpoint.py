@@ -13,19 +13,26 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from airflow_tokens.assertion import private_key_assertion, secret_assertion
+from airflow_tokens.client_cert import client_certificate
 from airflow_tokens.redaction import basic_forms
 from airflow_tokens.request import TokenRequest
 from airflow_tokens.response import ResponseFields
 from airflow_tokens.vendors import (
+    ASSERTION_AUDIENCE,
     BODY,
+    CLIENT_CERT,
     CREDENTIALS_IN,
     DEFAULT_LIFETIME,
     EXPIRES_AT_FIELD,
     EXPIRES_IN_FIELD,
     HEADERS,
+    KEY_ID,
     LOGIN_FIELD,
     PASSWORD_FIELD,
+    PRIVATE_KEY_PASSPHRASE,
     SCOPE_FIELD,
+    SIGNING_ALGORITHM,
     TOKEN_FIELD,
     TOKEN_TYPE_FIELD,
     Endpoint,
@@ -34,6 +41,7 @@ from airflow_tokens.vendors import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from airflow_tokens.assertion import ClientAssertion
     from airflow_tokens.connection import ConnectionSettings
     from airflow_tokens.options import Extra
     from airflow_tokens.vendors import Vendor
@@ -51,6 +59,7 @@ _MIN_SECRET_SEARCHED = 3
 class _Draft:
     """The request while a client authentication method places the credentials in it."""
 
+    url: str
     login: str
     secret: str
     field_names: tuple[str, str]
@@ -60,6 +69,10 @@ class _Draft:
     auth: tuple[str, str] | None = None
     #: The credential fields that go into the body, after its static fields.
     body_credentials: dict[str, str] = field(default_factory=dict)
+    #: The signer of the client assertion each attempt sends (RFC 7523), if the client signs one.
+    assertion: ClientAssertion | None = None
+    #: Whether the client authenticates with its certificate alone (RFC 8705): one is then required.
+    needs_certificate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +83,14 @@ class ClientAuth:
     :param place: puts the credentials into the draft request (and refuses what cannot carry them).
     :param in_header: whether the credentials travel in headers (then they must be header-safe).
     :param body: the body's encoding: ``json``, ``form``, or ``either`` (a form when the endpoint says so).
+    :param secret: whether the method sends or signs with the secret (the password field is required);
+        a method without one refuses a password it would not use.
     """
 
     place: Callable[[ConnectionSettings, Vendor, _Draft], None]
     in_header: bool = False
     body: str = "either"
+    secret: bool = True
 
 
 def _in_body(where: str) -> Callable[[ConnectionSettings, Vendor, _Draft], None]:
@@ -122,6 +138,47 @@ def _basic_encoded(settings: ConnectionSettings, vendor: Vendor, draft: _Draft) 
     _basic_pair(settings, draft, login, secret)
 
 
+def _client_id(draft: _Draft) -> None:
+    """Put the client ID (and nothing else) into the body's credential fields."""
+    draft.body_credentials = {draft.field_names[0]: draft.login}
+
+
+def _assertion_audience(settings: ConnectionSettings, draft: _Draft) -> str:
+    return settings.value(ASSERTION_AUDIENCE).strip() or draft.url
+
+
+def _client_secret_jwt(settings: ConnectionSettings, vendor: Vendor, draft: _Draft) -> None:
+    # RFC 7523 section 2.2 with an HMAC of the secret (OpenID Connect Core section 9): the secret
+    # itself never travels.
+    _client_id(draft)
+    draft.assertion = secret_assertion(
+        settings,
+        draft.login,
+        draft.secret,
+        _assertion_audience(settings, draft),
+        settings.choice(SIGNING_ALGORITHM),
+        settings.value(KEY_ID).strip(),
+    )
+
+
+def _private_key_jwt(settings: ConnectionSettings, vendor: Vendor, draft: _Draft) -> None:
+    _client_id(draft)
+    draft.assertion = private_key_assertion(
+        settings,
+        draft.login,
+        _assertion_audience(settings, draft),
+        settings.choice(SIGNING_ALGORITHM),
+        settings.value(KEY_ID).strip(),
+        settings.value(PRIVATE_KEY_PASSPHRASE),
+    )
+
+
+def _tls_client_auth(settings: ConnectionSettings, vendor: Vendor, draft: _Draft) -> None:
+    # RFC 8705 section 2: the certificate authenticates; the client ID goes in the body.
+    _client_id(draft)
+    draft.needs_certificate = True
+
+
 #: How a client authenticates, by name: ``credentials_in`` of an :class:`~airflow_tokens.vendors.Endpoint`.
 CLIENT_AUTH: dict[str, ClientAuth] = {
     "json": ClientAuth(_in_body("json"), body="json"),
@@ -130,6 +187,11 @@ CLIENT_AUTH: dict[str, ClientAuth] = {
     "basic": ClientAuth(_basic),
     # RFC 6749 section 2.3.1: client_secret_basic encodes both parts before HTTP Basic.
     "basic_encoded": ClientAuth(_basic_encoded),
+    # RFC 7523 section 2.2: a JWT client assertion, signed anew for every attempt.
+    "client_secret_jwt": ClientAuth(_client_secret_jwt, body="form"),
+    "private_key_jwt": ClientAuth(_private_key_jwt, body="form", secret=False),
+    # RFC 8705 section 2: mutual TLS; tls_client_auth and self_signed_tls_client_auth alike.
+    "tls_client_auth": ClientAuth(_tls_client_auth, body="form", secret=False),
 }
 
 
@@ -187,7 +249,14 @@ def build_request(
     method = settings.choice(vendor.auth_option) if vendor.auth_option else endpoint.credentials_in
     client_auth = CLIENT_AUTH[method]
     login = settings.credential("login", vendor.login_label, in_header=client_auth.in_header)
-    secret = settings.credential("password", vendor.password_label, in_header=client_auth.in_header)
+    if client_auth.secret:
+        secret = settings.credential("password", vendor.password_label, in_header=client_auth.in_header)
+    elif settings.conn.password:
+        raise settings.error(
+            "password", f"is set, but {method.replace('_', ' ')} sends no secret; clear the password field"
+        )
+    else:
+        secret = ""
     field_names = (endpoint.login_field, endpoint.password_field)
     body = dict(endpoint.body)
     headers = _check_headers(settings, dict(endpoint.headers))
@@ -197,8 +266,13 @@ def build_request(
         raise settings.error("headers", f"Content-Type {media_type} contradicts credentials_in json")
     if client_auth.body == "form" and media_type not in ("", FORM_MEDIA_TYPE):
         raise settings.error("headers", f"Content-Type {media_type} contradicts credentials_in form")
-    draft = _Draft(login, secret, field_names, body, headers, (secret,))
+    draft = _Draft(url, login, secret, field_names, body, headers, (secret,) if secret else ())
     client_auth.place(settings, vendor, draft)
+    cert = client_certificate(settings) if CLIENT_CERT.name in settings.known else None
+    if draft.needs_certificate and cert is None:
+        raise settings.error(
+            "client_cert", f"is required by {method.replace('_', ' ')}: set it and client_key"
+        )
     body = compose(settings, draft.body, draft.body_credentials)
     form = client_auth.body == "form" or (
         client_auth.body == "either" and (endpoint.form_body or media_type == FORM_MEDIA_TYPE)
@@ -214,6 +288,8 @@ def build_request(
         json=body if body and not form else None,
         data=body if body and form else None,
         auth=draft.auth,
+        assertion=draft.assertion,
+        cert=cert,
     )
 
 

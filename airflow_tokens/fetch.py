@@ -90,15 +90,16 @@ def fetch_flow(
         action = controller.iter(state)
         if isinstance(action, tenacity.DoAttempt):
             try:
+                sent = request.ready()  # a new client assertion per attempt, if the client signs one
                 try:
-                    response = yield Send(request, transport)
+                    response = yield Send(sent, transport)
                 except SendFailed as failure:
                     raise TokenRequestError(
                         conn_id, request.url, attempts=state.attempt_number, transport_error=failure.kind
                     ) from None
                 except (BodyTooLarge, BodyUndecodable) as problem:
                     raise TokenResponseError(conn_id, request.url, str(problem)) from None
-                payload = read_response(conn_id, request, response, state.attempt_number)
+                payload = read_response(conn_id, sent, response, state.attempt_number)
                 state.set_result(_token(conn_id, request, fields, payload))
                 metrics.token_request(vendor, conn_id, None)
             except Exception as exc:  # the policy decides: retried, or raised as it is when it stops

@@ -27,11 +27,12 @@ from airflow_tokens.request import is_loopback
 if TYPE_CHECKING:
     import ssl
 
-    from airflow_tokens.request import TokenRequest, Transport
+    from airflow_tokens.request import ClientCertificate, TokenRequest, Transport
 
 _T = TypeVar("_T")
-#: TLS contexts by ``verify`` setting: loading CA certificates takes tens of milliseconds, done once.
-_TLS_CONTEXTS: dict[bool | str, ssl.SSLContext] = {}
+#: TLS contexts by ``verify`` setting and client certificate files: loading CA certificates takes tens
+#: of milliseconds, done once.
+_TLS_CONTEXTS: dict[tuple[bool | str, tuple[str, str] | None], ssl.SSLContext] = {}
 #: What the async path imports on first use: the core's lazy imports (file lock, encryption, the async
 #: session), asgiref for blocking calls, httpx's network backend and what ``BaseHook.aget_connection``
 #: loads. :func:`prepare` imports them in a worker thread, where they cannot stall the event loop.
@@ -189,9 +190,10 @@ def _receive(
             auth=tuple(part.encode() for part in request.auth) if request.auth else None,  # type: ignore[arg-type]
             timeout=transport.timeout,
             verify=transport.verify,
+            cert=(request.cert.cert_file, request.cert.key_file) if request.cert else None,
             allow_redirects=False,
             stream=True,
-            proxies=_NO_PROXIES if is_loopback(urlsplit(request.url).hostname) else None,  # type: ignore[arg-type]
+            proxies=_NO_PROXIES if is_loopback(urlsplit(request.url).hostname) else transport.proxies,  # type: ignore[arg-type]
         )
     except requests.RequestException as exc:
         raise SendFailed(type(exc).__name__) from None
@@ -254,7 +256,7 @@ def run(flow: Flow[_T]) -> _T:
     return steps.value
 
 
-def _load(verify: bool | str) -> ssl.SSLContext:
+def _load(verify: bool | str, cert: tuple[str, str] | None) -> ssl.SSLContext:
     """Import what the async path needs and build the TLS context for ``verify`` (in a worker thread)."""
     import ssl
 
@@ -264,26 +266,31 @@ def _load(verify: bool | str) -> ssl.SSLContext:
         with contextlib.suppress(ImportError):  # a library that moved a module only costs a slower start
             importlib.import_module(name)
     if verify is True:
-        return httpx.create_ssl_context()  # certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR
-    path = str(verify)
-    return (
-        ssl.create_default_context(capath=path)
-        if os.path.isdir(path)
-        else ssl.create_default_context(cafile=path)
-    )
+        context = httpx.create_ssl_context()  # certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR
+    else:
+        path = str(verify)
+        context = (
+            ssl.create_default_context(capath=path)
+            if os.path.isdir(path)
+            else ssl.create_default_context(cafile=path)
+        )
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    return context
 
 
-async def prepare(verify: bool | str = True) -> ssl.SSLContext:
+async def prepare(verify: bool | str = True, cert: ClientCertificate | None = None) -> ssl.SSLContext:
     """
-    Return the TLS context for ``verify`` (True or a CA bundle path); the first call loads it off the loop.
+    Return the TLS context for ``verify`` (True or a CA bundle path) and a client certificate, built once.
 
     Loading CA certificates (which every new httpx client would do) and importing modules take tens of
     milliseconds, hundreds without bytecode: in the event loop's thread they would stall every coroutine.
-    The first call per ``verify`` does both in a worker thread; later calls return at once.
+    The first call per setting does both in a worker thread; later calls return at once.
     """
-    context = _TLS_CONTEXTS.get(verify)
+    files = (cert.cert_file, cert.key_file) if cert is not None else None
+    context = _TLS_CONTEXTS.get((verify, files))
     if context is None:
-        context = _TLS_CONTEXTS[verify] = await asyncio.to_thread(_load, verify)
+        context = _TLS_CONTEXTS[verify, files] = await asyncio.to_thread(_load, verify, files)
     return context
 
 
@@ -292,16 +299,18 @@ async def _asend(transport: Transport, request: TokenRequest) -> HttpResponse:
     import httpx
 
     connect, read = transport.timeout
+    loopback = is_loopback(urlsplit(request.url).hostname)
     # httpx sends header values as ASCII; Latin-1 ones are sent as their bytes, as requests sends them.
     headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in _headers(request).items()]
     try:
         async with (
             asyncio.timeout(read),
             httpx.AsyncClient(
-                verify=await prepare(transport.verify),
+                verify=await prepare(transport.verify, request.cert),
                 timeout=httpx.Timeout(read, connect=connect),
                 follow_redirects=False,
-                trust_env=not is_loopback(urlsplit(request.url).hostname),
+                proxy=None if loopback else transport.proxy_for(request.url),
+                trust_env=not loopback,
             ) as client,
             client.stream(
                 request.method,

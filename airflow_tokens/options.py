@@ -21,7 +21,7 @@ _T = TypeVar("_T")
 _SCHEMA_TYPES: dict[type, str] = {str: "string", float: "number", bool: "boolean", dict: "object"}
 #: Airflow shows the value of an extra whose name holds one of these as ``***`` (and would save a
 #: default shown so): such a field names its default in its description only.
-_MASKED_NAME_PARTS = ("token", "password", "secret")
+_MASKED_NAME_PARTS = ("token", "password", "secret", "private_key", "passphrase")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,8 @@ class Extra(Generic[_T]):
     :param whole: whether a number must be a whole number (the form asks for an integer).
     :param choices: the values a text extra may take (matched without regard to case), each with what it
         means (a base URL, a method name); the form lists them.
+    :param format: how the form shows a text field: ``multiline`` (a text area, for PEM text) or
+        ``password`` (hidden as typed); Airflow masks a value by the extra's name.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Extra(Generic[_T]):
     maximum: float | None = None
     whole: bool = False
     choices: Mapping[str, str] | None = None
+    format: str | None = None
 
     def form_field(self) -> dict[str, Any]:
         """Return the field's ``conn-fields`` entry: label, description and JSON schema."""
@@ -61,6 +64,8 @@ class Extra(Generic[_T]):
             for key, bound in (("minimum", self.minimum), ("maximum", self.maximum)):
                 if bound is not None:
                     schema[key] = int(bound) if self.whole else bound
+        if self.format is not None:
+            schema["format"] = self.format
         shown = not any(part in self.name for part in _MASKED_NAME_PARTS)
         if self.default not in (None, "") and shown:
             default: Any = self.default
@@ -100,6 +105,8 @@ MAX_RESPONSE_BYTES = Extra(
 )
 CA_BUNDLE = Extra("ca_bundle", str, default="")
 ALLOW_HTTP = Extra("allow_http", bool, default=False)
+#: Proxies for the token request, as requests and ``HttpHook`` spell them: ``{"https": "http://proxy:3128"}``.
+PROXIES = Extra("proxies", dict)
 #: Where the vendor's API is, for calls made with :mod:`airflow_tokens.http` (default: the base URL).
 API_BASE_URL = Extra("api_base_url", str, default="")
 
@@ -114,5 +121,6 @@ COMMON_EXTRAS: tuple[Extra[Any], ...] = (
     MAX_RESPONSE_BYTES,
     CA_BUNDLE,
     ALLOW_HTTP,
+    PROXIES,
     API_BASE_URL,
 )

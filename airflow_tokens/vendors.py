@@ -131,11 +131,93 @@ ENVIRONMENT = choice(
 CLIENT_AUTH_METHOD = choice(
     "client_auth_method",
     "Client authentication",
-    "How the client ID and secret are sent: client_secret_basic (HTTP Basic, the RFC "
-    "default), client_secret_post (form fields) or client_secret_json (a JSON body).",
+    "How the client authenticates: client_secret_basic (HTTP Basic, the RFC default), "
+    "client_secret_post (form fields), client_secret_json (a JSON body), client_secret_jwt (an "
+    "assertion signed with the secret), private_key_jwt (an assertion signed with the private key "
+    "below), tls_client_auth or self_signed_tls_client_auth (the client certificate below, no secret).",
     # RFC 6749 section 2.3.1: Basic credentials are form-urlencoded first.
-    {"client_secret_basic": "basic_encoded", "client_secret_post": "form", "client_secret_json": "json"},
+    {
+        "client_secret_basic": "basic_encoded",
+        "client_secret_post": "form",
+        "client_secret_json": "json",
+        "client_secret_jwt": "client_secret_jwt",
+        "private_key_jwt": "private_key_jwt",
+        # RFC 8705: the server tells the two apart (a CA-issued or a registered certificate).
+        "tls_client_auth": "tls_client_auth",
+        "self_signed_tls_client_auth": "tls_client_auth",
+    },
     "client_secret_basic",
+)
+PRIVATE_KEY = Extra(
+    "private_key",
+    str,
+    "Private key (PEM)",
+    "private_key_jwt: the client's private key, PEM text (BEGIN PRIVATE KEY), RSA, EC or Ed25519. "
+    "Or set private_key_file.",
+    "",
+    format="multiline",
+)
+PRIVATE_KEY_FILE = Extra(
+    "private_key_file",
+    str,
+    "Private key file",
+    "private_key_jwt: the path of the PEM private key on every worker.",
+    "",
+)
+PRIVATE_KEY_PASSPHRASE = Extra(
+    "private_key_passphrase",
+    str,
+    "Private key passphrase",
+    "Optional. The passphrase of an encrypted private key.",
+    "",
+    format="password",
+)
+KEY_ID = Extra(
+    "key_id",
+    str,
+    "Key ID (kid)",
+    "Optional. The kid of the signing key as the server knows it (the key's ID in its JWKS).",
+    "",
+)
+SIGNING_ALGORITHM = choice(
+    "signing_algorithm",
+    "Signing algorithm",
+    "auto: RS256 for RSA keys, ES256 for P-256 (ES384 for P-384), EdDSA for Ed25519, HS256 for "
+    "client_secret_jwt.",
+    same("auto", "RS256", "PS256", "RS384", "PS384", "RS512", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+    | same("HS256", "HS384", "HS512"),
+    "auto",
+)
+ASSERTION_AUDIENCE = Extra(
+    "assertion_audience",
+    str,
+    "Assertion audience",
+    "Optional. The aud claim of the assertion, for servers that want their issuer rather than the "
+    "token endpoint URL.",
+    "",
+)
+CLIENT_CERT = Extra(
+    "client_cert",
+    str,
+    "Client certificate",
+    "Optional. The client certificate for mutual TLS with the token endpoint (RFC 8705): PEM text or a path.",
+    "",
+    format="multiline",
+)
+CLIENT_KEY = Extra(
+    "client_key",
+    str,
+    "Client certificate key file",
+    "Optional. The path of the client certificate's key.",
+    "",
+)
+CLIENT_PRIVATE_KEY = Extra(
+    "client_private_key",
+    str,
+    "Client certificate key (PEM)",
+    "Optional. The client certificate's key as PEM text (instead of a file).",
+    "",
+    format="multiline",
 )
 SCOPE = Extra("scope", str, "Scope", "Optional. Space-separated scopes to request, e.g. 'read write'.", "")
 AUDIENCE = Extra("audience", str, "Audience", "Optional. The audience parameter some servers require.", "")
@@ -332,7 +414,22 @@ VENDORS: dict[str, Vendor] = {
                 form_body=True,
             ),
             auth_option=CLIENT_AUTH_METHOD,
-            extras=(CLIENT_AUTH_METHOD, SCOPE, AUDIENCE, RESOURCE, EXTRA_PARAMS),
+            extras=(
+                CLIENT_AUTH_METHOD,
+                SCOPE,
+                AUDIENCE,
+                RESOURCE,
+                EXTRA_PARAMS,
+                PRIVATE_KEY,
+                PRIVATE_KEY_FILE,
+                PRIVATE_KEY_PASSPHRASE,
+                KEY_ID,
+                SIGNING_ALGORITHM,
+                ASSERTION_AUDIENCE,
+                CLIENT_CERT,
+                CLIENT_KEY,
+                CLIENT_PRIVATE_KEY,
+            ),
         ),
         Vendor(
             "token_endpoint",

@@ -97,6 +97,7 @@ class _Profile:
     timeout: tuple[float, float]  # (connect, read) from the extras; a hook's timeout option wins
     verify: bool | str
     max_body: int
+    proxies: dict[str, str] | None
     resolved_at: float
 
 
@@ -273,6 +274,7 @@ class TokenHook(BaseHook):
             timeout=(settings.value(CONNECT_TIMEOUT), settings.value(READ_TIMEOUT)),
             verify=settings.value(CA_BUNDLE) or True,
             max_body=int(settings.value(MAX_RESPONSE_BYTES)),
+            proxies=settings.proxies(),
             resolved_at=time.monotonic(),
         )
 
@@ -352,7 +354,7 @@ class TokenHook(BaseHook):
             timeout = option if isinstance(option, tuple) else (float(option), float(option))
             if min(timeout) <= 0:
                 raise TokenConfigError(self.conn_id, "timeout", "must be positive")
-        return Transport(self._session, timeout, profile.verify, profile.max_body)
+        return Transport(self._session, timeout, profile.verify, profile.max_body, profile.proxies)
 
     @cached_property
     def retrying(self) -> tenacity.Retrying:

@@ -25,6 +25,8 @@ from airflow_tokens.testing.constants import (
     CUSTOM_ENDPOINT_PATH,
     EMULATOR_CLIENT_ID,
     EMULATOR_CLIENT_SECRET,
+    EMULATOR_KEY_ID,
+    EMULATOR_PRIVATE_KEY,
     VENDORS,
 )
 
@@ -52,6 +54,8 @@ __all__ = [
     "CUSTOM_ENDPOINT_PATH",
     "EMULATOR_CLIENT_ID",
     "EMULATOR_CLIENT_SECRET",
+    "EMULATOR_KEY_ID",
+    "EMULATOR_PRIVATE_KEY",
     "VENDORS",
     "EmulatorClient",
     "EmulatorError",

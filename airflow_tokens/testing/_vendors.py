@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from http import HTTPStatus
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from airflow_tokens.testing.constants import CUSTOM_ENDPOINT_PATH, VENDORS
 
@@ -172,6 +172,9 @@ class VendorContext:
     :param default_lifetime: the vendor's token lifetime in seconds when none is configured.
     :param check_credentials: ``(client_id, client_secret) -> bool``.
     :param register_token: ``(token, expires_at) -> None``, remembers an issued token.
+    :param secrets_of: ``client_id -> secrets``, the keys of its ``client_secret_jwt`` assertions.
+    :param keys_of: ``client_id -> [(kid, public key PEM)]``, the keys of its ``private_key_jwt`` ones.
+    :param claim_jti: ``jti -> bool``, false for an assertion ID seen before (a replay).
     """
 
     def __init__(
@@ -181,6 +184,9 @@ class VendorContext:
         default_lifetime: int,
         check_credentials: Callable[[str, str], bool],
         register_token: Callable[[str, float], None],
+        secrets_of: Callable[[str], list[str]] = lambda client_id: [],
+        keys_of: Callable[[str], list[tuple[str | None, str]]] = lambda client_id: [],
+        claim_jti: Callable[[str], bool] = lambda jti: True,
     ) -> None:
         self.vendor = vendor
         self.config = config
@@ -188,6 +194,9 @@ class VendorContext:
         self._default_lifetime = default_lifetime
         self._check_credentials = check_credentials
         self._register_token = register_token
+        self.secrets_of = secrets_of
+        self.keys_of = keys_of
+        self.claim_jti = claim_jti
 
     @property
     def lifetime(self) -> int:
@@ -673,6 +682,64 @@ def _oauth2_check(req: TokenRequest) -> Reply | None:
     return None
 
 
+#: RFC 7523 section 2.2.
+JWT_BEARER: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+_KEY_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+def _assertion_problem(req: TokenRequest, ctx: VendorContext, params: dict[str, Any]) -> str | None:
+    """Check a JWT client assertion (RFC 7523 section 3) as an OAuth2 server does; say what is wrong."""
+    import jwt
+
+    if params.get("client_assertion_type") != JWT_BEARER:
+        return f"client_assertion_type must be {JWT_BEARER}"
+    assertion = params.get("client_assertion")
+    if not isinstance(assertion, str) or not assertion:
+        return "client_assertion is missing"
+    try:
+        header = jwt.get_unverified_header(assertion)
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return "client_assertion is not a JWT"
+    client_id = claims.get("sub")
+    if not isinstance(client_id, str) or claims.get("iss") != client_id:
+        return "iss and sub must both be the client ID"
+    if params.get("client_id") not in (None, client_id):
+        return "client_id differs from the assertion's sub"
+    algorithm = header.get("alg")
+    if algorithm in _HMAC_ALGORITHMS:
+        keys: list[Any] = [secret.encode() for secret in ctx.secrets_of(client_id)]
+    elif algorithm in _KEY_ALGORITHMS:
+        kid = header.get("kid")
+        keys = [
+            pem.encode() for key_id, pem in ctx.keys_of(client_id) if kid is None or key_id in (None, kid)
+        ]
+    else:
+        return f"algorithm {algorithm!r} is not accepted"
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if not any(isinstance(aud, str) and urlsplit(aud).path == req.path for aud in audiences):
+        return "aud must be the token endpoint URL"
+    for key in keys:
+        try:
+            jwt.decode(
+                assertion,
+                key,
+                algorithms=[algorithm],
+                options={"require": ["exp", "jti"], "verify_aud": False},
+                leeway=5,
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError as exc:
+            return f"the assertion is not valid ({type(exc).__name__})"
+        if not ctx.claim_jti(str(claims["jti"])):
+            return "the assertion's jti was used before"
+        return None
+    return "no key of the client verifies the assertion"
+
+
 @vendor(
     "oauth2",
     "/oauth2/token",
@@ -691,6 +758,13 @@ def oauth2(req: TokenRequest, ctx: VendorContext) -> Reply:
                 401,
                 {"error": "invalid_client", "error_description": "Client authentication failed."},
                 **{"www-authenticate": 'Basic realm="airflow-tokens-emulator"'},
+            )
+    elif "client_assertion_type" in params or "client_assertion" in params:
+        problem = _assertion_problem(req, ctx, params)
+        if problem is not None:
+            return _oauth_reply(
+                401,
+                {"error": "invalid_client", "error_description": f"Client authentication failed: {problem}"},
             )
     else:
         client_id, client_secret = params.get("client_id"), params.get("client_secret")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -36,7 +37,13 @@ from starlette.requests import Request  # noqa: TC002 - FastAPI resolves endpoin
 from starlette.responses import JSONResponse, Response
 
 from airflow_tokens.testing._vendors import VENDOR_TABLE, Reply, TokenRequest, Vendor, VendorContext
-from airflow_tokens.testing.constants import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, VENDORS
+from airflow_tokens.testing.constants import (
+    EMULATOR_CLIENT_ID,
+    EMULATOR_CLIENT_SECRET,
+    EMULATOR_KEY_ID,
+    EMULATOR_PRIVATE_KEY,
+    VENDORS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -93,6 +100,18 @@ class _FaultSpec:
     delay: float
     reset: bool
     patch: dict[str, Any] | None
+
+
+@functools.cache
+def _emulator_public_key() -> str:
+    """Return the PEM public key of :data:`EMULATOR_PRIVATE_KEY`."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(EMULATOR_PRIVATE_KEY.encode(), password=None)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return public.decode()
 
 
 def _parse_fault(raw: Mapping[str, Any]) -> _FaultSpec:
@@ -391,6 +410,8 @@ class EmulatorState:
         self._job_polls = DEFAULT_JOB_POLLS
         self._jobs_held = False
         self._chaos: dict[str, _Chaos] = {}
+        self._jwt_keys: dict[str, list[tuple[str, str | None, str]]] = {}
+        self._jtis: set[str] = set()
         self.reset()
 
     def reset(self) -> None:
@@ -411,6 +432,10 @@ class EmulatorState:
             self._credentials = {name: {(EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET)} for name in VENDORS}
             self._config = {name: VENDOR_TABLE[name].default_config() for name in VENDORS}
             self._chaos = {}
+            self._jwt_keys = {
+                name: [(EMULATOR_CLIENT_ID, EMULATOR_KEY_ID, _emulator_public_key())] for name in VENDORS
+            }
+            self._jtis = set()
 
     # -- token requests
 
@@ -433,6 +458,35 @@ class EmulatorState:
         with self._lock:
             return (client_id, client_secret) in self._credentials[_vendor(vendor).name]
 
+    def secrets_of(self, vendor: str, client_id: str) -> list[str]:
+        """Return the secrets ``vendor`` accepts from ``client_id`` (the keys of its HMAC assertions)."""
+        with self._lock:
+            return [secret for cid, secret in self._credentials[_vendor(vendor).name] if cid == client_id]
+
+    def keys_of(self, vendor: str, client_id: str) -> list[tuple[str | None, str]]:
+        """Return the public keys (kid, PEM) ``vendor`` accepts ``client_id``'s assertions from."""
+        with self._lock:
+            return [(kid, pem) for cid, kid, pem in self._jwt_keys[_vendor(vendor).name] if cid == client_id]
+
+    def add_jwt_key(self, vendor: str, client_id: str, public_key: str, kid: str | None = None) -> None:
+        """Accept ``private_key_jwt`` assertions of ``client_id`` signed with ``public_key``'s private key."""
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        try:
+            load_pem_public_key(public_key.encode())
+        except ValueError:
+            raise ValueError("public_key is not a PEM public key (BEGIN PUBLIC KEY)") from None
+        with self._lock:
+            self._jwt_keys[_vendor(vendor).name].append((client_id, kid, public_key))
+
+    def claim_jti(self, jti: str) -> bool:
+        """Record an assertion ID; return False if it was seen before (a replayed assertion)."""
+        with self._lock:
+            if jti in self._jtis:
+                return False
+            self._jtis.add(jti)
+            return True
+
     def remember_token(self, vendor: str, token: str, expires_at: float) -> None:
         """Remember a token issued by ``vendor``, valid until ``expires_at`` (epoch seconds)."""
         with self._lock:
@@ -451,6 +505,9 @@ class EmulatorState:
             default_lifetime=vendor.lifetime,
             check_credentials=lambda cid, secret: self.credentials_valid(name, cid, secret),
             register_token=lambda token, expires_at: self.remember_token(name, token, expires_at),
+            secrets_of=lambda client_id: self.secrets_of(name, client_id),
+            keys_of=lambda client_id: self.keys_of(name, client_id),
+            claim_jti=self.claim_jti,
         )
 
     # -- protected resources
@@ -947,6 +1004,22 @@ def _admin_routes(app: FastAPI, state: EmulatorState) -> None:
             raise bad_request(exc) from None
         return {"ok": True}
 
+    @app.post(f"{ADMIN_PREFIX}/jwt-keys")
+    async def jwt_keys(request: Request) -> dict[str, Any]:
+        """Accept assertions signed by a key: ``{"vendor", "client_id", "public_key", "kid"}``."""
+        payload = await _json_object(request)
+        kid = payload.get("kid")
+        try:
+            state.add_jwt_key(
+                text_field(payload, "vendor"),
+                text_field(payload, "client_id"),
+                text_field(payload, "public_key"),
+                kid if isinstance(kid, str) else None,
+            )
+        except ValueError as exc:
+            raise bad_request(exc) from None
+        return {"ok": True}
+
     @app.post(f"{ADMIN_PREFIX}/config")
     async def configure(request: Request) -> dict[str, Any]:
         """Change a vendor's options: ``{"vendor", "lifetime", "expires_in_as_string", ...}``."""
@@ -1284,6 +1357,17 @@ class EmulatorClient:
             "POST",
             "credentials",
             body={"vendor": vendor, "client_id": client_id, "client_secret": client_secret},
+        )
+
+    def add_jwt_key(self, vendor: str, client_id: str, public_key: str, kid: str | None = None) -> None:
+        """Make ``vendor`` accept ``private_key_jwt`` assertions of ``client_id`` signed by this key's owner.
+
+        ``public_key`` is PEM (``BEGIN PUBLIC KEY``); ``kid``, if given, must match the assertion's.
+        """
+        self._call(
+            "POST",
+            "jwt-keys",
+            body={"vendor": vendor, "client_id": client_id, "public_key": public_key, "kid": kid},
         )
 
     def configure(self, vendor: str, **options: Any) -> dict[str, Any]:

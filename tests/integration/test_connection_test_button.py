@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer
+from airflow_tokens.testing import (
+    EMULATOR_CLIENT_ID,
+    EMULATOR_CLIENT_SECRET,
+    EMULATOR_KEY_ID,
+    EMULATOR_PRIVATE_KEY,
+    EmulatorServer,
+)
 from tests.vendors import VENDORS
 
 if TYPE_CHECKING:
@@ -93,3 +99,67 @@ def test_an_unknown_extra_fails_the_test_before_any_request(
     )
     assert "cache'" not in result["message"].split("; known extras")[0]  # the form's prefixed key is known
     assert token_emulator.client.token_requests(vendor.emulator) == 0
+
+
+# Each client authentication method of the OAuth2 type, as the form stores its fields (prefixed).
+def _oauth2_form_extra(**fields: str) -> str:
+    return json.dumps({f"extra__oauth2_client_credentials__{name}": value for name, value in fields.items()})
+
+
+@pytest.mark.parametrize(
+    ("method", "password", "fields"),
+    [
+        ("client_secret_basic", EMULATOR_CLIENT_SECRET, {}),
+        ("client_secret_post", EMULATOR_CLIENT_SECRET, {}),
+        ("client_secret_json", EMULATOR_CLIENT_SECRET, {}),
+        ("client_secret_jwt", EMULATOR_CLIENT_SECRET, {}),
+        # A password field of the form drops the key's line breaks: one line must work as well.
+        (
+            "private_key_jwt",
+            "",
+            {"private_key": EMULATOR_PRIVATE_KEY.replace("\n", ""), "key_id": EMULATOR_KEY_ID},
+        ),
+        ("private_key_jwt", "", {"private_key": EMULATOR_PRIVATE_KEY}),
+    ],
+)
+def test_every_secret_or_assertion_method_passes_the_test(
+    api: Any, token_emulator: EmulatorServer, method: str, password: str, fields: dict[str, str]
+) -> None:
+    extra = _oauth2_form_extra(client_auth_method=method, **fields)
+    result = press_test(
+        api, "oauth2_client_credentials", f"{token_emulator.url}/oauth2/token", password, extra
+    )
+    assert result["status"] is True, result
+    assert result["message"].startswith("Got a Bearer token valid for"), result
+    assert token_emulator.client.token_requests("oauth2") == 1
+
+
+@pytest.mark.parametrize("method", ["tls_client_auth", "self_signed_tls_client_auth"])
+def test_a_client_certificate_method_passes_the_test(
+    api: Any, tmp_path_factory: pytest.TempPathFactory, method: str
+) -> None:
+    from tests.idp import serve_mtls_idp
+
+    with serve_mtls_idp(tmp_path_factory.mktemp("pki")) as mtls:
+        if method == "tls_client_auth":
+            client_id, cert = mtls.register_tls_client()
+        else:
+            client_id, cert = mtls.register_self_signed_client()
+        extra = _oauth2_form_extra(
+            client_auth_method=method,
+            ca_bundle=str(mtls.ca_path),
+            client_cert=cert.cert_pem,
+            client_private_key=cert.key_pem,
+        )
+        body = {
+            "connection_id": "ui_test_mtls",
+            "conn_type": "oauth2_client_credentials",
+            "host": mtls.token_url,
+            "login": client_id,
+            "password": "",
+            "extra": extra,
+        }
+        response = api.post("/api/v2/connections/test", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] is True, response.json()
+    assert mtls.issued[client_id] == 1

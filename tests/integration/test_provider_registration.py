@@ -55,6 +55,11 @@ def test_hook_class_declares_what_provider_info_says(conn_type: str) -> None:
 # Non-secret fields whose names Airflow masks: the names are the token_endpoint contract (its answer's
 # "token" field, the "password" field's name). Their values are shown as *** when read back.
 MASKED_NON_SECRETS = {"token_endpoint": {"password_field", "token_field", "token_type_field"}}
+# PEM private keys: a text area (a key has lines), masked by its name ("private_key") as Airflow
+# masks every private_key, in the UI, the API and the logs.
+MASKED_PEM = {"oauth2_client_credentials": {"private_key", "client_private_key"}}
+# A key file's path is no secret, but its name holds "private_key": Airflow shows it as ***.
+MASKED_PATHS = {"oauth2_client_credentials": {"private_key_file"}}
 
 
 @pytest.mark.parametrize("conn_type", sorted(CONN_TYPES))
@@ -63,7 +68,11 @@ def test_no_non_secret_field_name_would_be_masked(conn_type: str) -> None:
 
     for field, spec in CONN_TYPES[conn_type].get("conn-fields", {}).items():
         sensitive = spec["schema"].get("format") == "password"
-        if field in MASKED_NON_SECRETS.get(conn_type, ()):
+        if field in MASKED_PEM.get(conn_type, ()) or field in MASKED_PATHS.get(conn_type, ()):
+            assert should_hide_value_for_key(field), field
+            assert spec["schema"].get("format") == ("multiline" if "file" not in field else None), field
+            assert "default" not in spec["schema"], field
+        elif field in MASKED_NON_SECRETS.get(conn_type, ()):
             assert should_hide_value_for_key(field), field
             assert not sensitive, field
             # The form would show a default as *** and save that: the description names it instead.

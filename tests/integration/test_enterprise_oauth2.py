@@ -1,0 +1,920 @@
+"""Enterprise OAuth2 against real servers: RFC 7523 assertions, RFC 8705 mTLS, per-call scopes, proxies.
+
+The identity providers are in tests/idp.py (their own checks: tests/unit/test_idp_servers.py): Authlib's
+authorization server verifying client assertions with Authlib's RFC 7523 code, an HTTPS token endpoint
+that requires a client certificate from a test CA, and a forward proxy. Every hook fails fast (one
+attempt) and caches in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from airflow_tokens.exceptions import TokenConfigError, TokenRequestError
+from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
+from airflow_tokens.memory import clear_memory_cache, forget_connections
+from airflow_tokens.retry import RetryPolicy
+from tests.idp import (
+    ASSERTION_TYPE,
+    TOKEN_LIFETIME,
+    UNRESOLVABLE_HOST,
+    AuthlibIdP,
+    CertFiles,
+    ForwardProxy,
+    KeyPair,
+    MtlsIdP,
+    SeenRequest,
+    ec_key,
+    ed25519_key,
+    jwks,
+    leaked_material,
+    rsa_key,
+    serve_authlib_idp,
+    serve_forward_proxy,
+    serve_mtls_idp,
+    unresolvable_url,
+)
+
+CONN_ID = "idp"
+FAIL_FAST = RetryPolicy(max_attempts=1)
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+PASSPHRASE = "correct horse battery staple"
+#: The fields a key problem may be reported under (never ``client_auth_method``: the method is valid).
+KEY_FIELDS = {"private_key", "private_key_file", "private_key_passphrase", "signing_algorithm", "key_id"}
+CERT_FIELDS = {"client_cert", "client_key", "client_private_key"}
+
+
+# Servers and keys, shared by the module.
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[AuthlibIdP]:
+    """Run Authlib's authorization server for this module."""
+    with serve_authlib_idp() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsIdP]:
+    """Run the mTLS token endpoint (and its test CA) for this module."""
+    with serve_mtls_idp(tmp_path_factory.mktemp("pki")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[ForwardProxy]:
+    """Run the forward proxy for this module."""
+    with serve_forward_proxy() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def rsa() -> KeyPair:
+    """Generate the RSA key the private_key_jwt clients are registered with."""
+    return rsa_key("rsa-2026")
+
+
+@pytest.fixture(scope="module")
+def decoy() -> KeyPair:
+    """Generate a second RSA key in the same JWK Set: the server must choose by ``kid``."""
+    return rsa_key("rsa-2025")
+
+
+@pytest.fixture(scope="module")
+def wrong_rsa() -> KeyPair:
+    """Generate an RSA key no client is registered with."""
+    return rsa_key("rsa-2026")  # the registered kid, the wrong key
+
+
+@pytest.fixture(scope="module")
+def p256() -> KeyPair:
+    """Generate an EC P-256 key."""
+    return ec_key("ec-2026")
+
+
+@pytest.fixture
+def rsa_client(idp: AuthlibIdP, rsa: KeyPair, decoy: KeyPair) -> str:
+    """Register a private_key_jwt client whose JWK Set holds the decoy and the RSA key; return its ID."""
+    return idp.register("private_key_jwt", keys=jwks(decoy, rsa))
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start every test without proxy environment variables (a test sets the ones it needs)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Capture every log record, DEBUG included."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+# Helpers.
+
+
+def connect(
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    login: str,
+    password: str | None = None,
+    **extra: Any,
+) -> OAuth2ClientCredentialsHook:
+    """Set ``AIRFLOW_CONN_IDP`` (an oauth2_client_credentials connection) and return a fresh hook for it."""
+    conn: dict[str, Any] = {"conn_type": "oauth2_client_credentials", "host": host, "login": login}
+    if password is not None:
+        conn["password"] = password
+    conn["extra"] = {name: value for name, value in extra.items() if value is not None}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+    forget_connections()
+    clear_memory_cache()
+    return OAuth2ClientCredentialsHook(oauth2_conn_id=CONN_ID, cache="memory", retry=FAIL_FAST)
+
+
+def rsa_hook(
+    monkeypatch: pytest.MonkeyPatch, idp: AuthlibIdP, client_id: str, key: KeyPair, **extra: Any
+) -> OAuth2ClientCredentialsHook:
+    """Return a hook for ``client_id`` signing with ``key`` (private_key_jwt, PEM text, its kid)."""
+    return connect(
+        monkeypatch,
+        idp.token_url,
+        client_id,
+        client_auth_method="private_key_jwt",
+        private_key=key.private_pem(),
+        key_id=key.kid,
+        **extra,
+    )
+
+
+def check_assertion(
+    seen: SeenRequest, client_id: str, audience: str, alg: str, kid: str | None = None
+) -> dict[str, Any]:
+    """Assert ``seen`` authenticated with an RFC 7523 assertion in its form body; return the claims."""
+    assert seen.status == 200
+    assert seen.form["grant_type"] == "client_credentials"
+    assert seen.form["client_assertion_type"] == ASSERTION_TYPE
+    assert seen.form.get("client_id", client_id) == client_id  # MAY be present, then names the client
+    assert "client_secret" not in seen.form
+    assert "authorization" not in seen.headers
+    assert seen.headers["content-type"].startswith("application/x-www-form-urlencoded")
+    header, claims = seen.assertion_header, seen.assertion_claims
+    assert header["alg"] == alg
+    assert header.get("kid") == kid
+    assert claims["iss"] == claims["sub"] == client_id
+    assert claims["aud"] in (audience, [audience])
+    assert isinstance(claims["jti"], str)
+    assert len(claims["jti"]) >= 16
+    now = time.time()
+    assert abs(claims["iat"] - now) < 30
+    assert 30 <= claims["exp"] - claims["iat"] <= 120  # about 60 s
+    return claims
+
+
+def assert_no_key_material(pem: str, *texts: str) -> None:
+    """Assert no 20-character piece of the PEM's body appears in any of ``texts``."""
+    for text in texts:
+        assert leaked_material(pem, text) is None, "key material leaked"
+
+
+def garbage_pem() -> str:
+    """Return a PEM-armoured block of random bytes: it looks like a key and does not load."""
+    body = base64.b64encode(os.urandom(1190)).decode()
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "\n".join(["-----BEGIN PRIVATE KEY-----", *lines, "-----END PRIVATE KEY-----", ""])
+
+
+def sent(idp: AuthlibIdP | MtlsIdP) -> int:
+    """Return how many requests ``idp`` has received so far."""
+    with idp.lock:
+        return len(idp.requests)
+
+
+# private_key_jwt and client_secret_jwt (RFC 7523), verified by Authlib.
+
+
+def test_private_key_jwt_rsa_with_kid(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
+) -> None:
+    hook = rsa_hook(monkeypatch, idp, rsa_client, rsa, scope="read write")
+    token = hook.get_access_token()
+    assert token.token_type == "Bearer"
+    assert token.scope == ("read", "write")
+    assert token.lifetime == TOKEN_LIFETIME
+    assert hook.get_token() == token.token  # from the cache
+    assert idp.issued[rsa_client] == 1
+    [seen] = idp.requests_of(rsa_client)
+    check_assertion(seen, rsa_client, idp.token_url, "RS256", kid=rsa.kid)
+    assert seen.form["scope"] == "read write"
+
+
+def test_private_key_jwt_rsa_async(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
+) -> None:
+    hook = rsa_hook(monkeypatch, idp, rsa_client, rsa)
+
+    async def twice() -> tuple[str, str]:
+        return await hook.aget_token(), await hook.aget_token()
+
+    first, second = asyncio.run(twice())
+    assert first == second
+    assert idp.issued[rsa_client] == 1
+    [seen] = idp.requests_of(rsa_client)
+    check_assertion(seen, rsa_client, idp.token_url, "RS256", kid=rsa.kid)
+
+
+def test_private_key_jwt_ec_p256_defaults_to_es256(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, p256: KeyPair
+) -> None:
+    client_id = idp.register("private_key_jwt", keys=jwks(p256))
+    hook = connect(
+        monkeypatch,
+        idp.token_url,
+        client_id,
+        client_auth_method="private_key_jwt",
+        private_key=p256.private_pem(),
+        key_id=p256.kid,
+        scope="admin",
+    )
+    token = hook.get_access_token()
+    assert token.scope == ("admin",)
+    [seen] = idp.requests_of(client_id)
+    check_assertion(seen, client_id, idp.token_url, "ES256", kid=p256.kid)
+
+
+@pytest.mark.parametrize(
+    ("make", "alg"),
+    [
+        pytest.param(lambda: rsa_key("pss"), "PS256", id="PS256"),
+        pytest.param(lambda: ec_key("p384", ec.SECP384R1()), "ES384", id="ES384"),
+        pytest.param(
+            lambda: ed25519_key("ed"),
+            "EdDSA",
+            id="EdDSA",
+            marks=pytest.mark.filterwarnings("ignore:EdDSA is deprecated"),
+        ),
+    ],
+)
+def test_private_key_jwt_other_algorithms(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, make: Any, alg: str
+) -> None:
+    pair: KeyPair = make()
+    client_id = idp.register("private_key_jwt", keys=jwks(pair))
+    hook = connect(
+        monkeypatch,
+        idp.token_url,
+        client_id,
+        client_auth_method="private_key_jwt",
+        private_key=pair.private_pem(),
+        key_id=pair.kid,
+        signing_algorithm=alg,
+    )
+    assert hook.get_token()
+    [seen] = idp.requests_of(client_id)
+    check_assertion(seen, client_id, idp.token_url, alg, kid=pair.kid)
+
+
+def test_private_key_jwt_without_key_id_sends_no_kid(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair
+) -> None:
+    client_id = idp.register("private_key_jwt", keys=jwks(rsa))  # one key: no kid needed
+    hook = connect(
+        monkeypatch,
+        idp.token_url,
+        client_id,
+        client_auth_method="private_key_jwt",
+        private_key=rsa.private_pem(),
+    )
+    assert hook.get_token()
+    [seen] = idp.requests_of(client_id)
+    check_assertion(seen, client_id, idp.token_url, "RS256", kid=None)
+
+
+@pytest.mark.parametrize("alg", [None, "HS256", "HS384", "HS512"])
+def test_client_secret_jwt(idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, alg: str | None) -> None:
+    secret = secrets.token_urlsafe(48)
+    client_id = idp.register("client_secret_jwt", secret=secret)
+    hook = connect(
+        monkeypatch,
+        idp.token_url,
+        client_id,
+        secret,
+        client_auth_method="client_secret_jwt",
+        signing_algorithm=alg,
+        scope="read",
+    )
+    token = hook.get_access_token()
+    assert token.scope == ("read",)
+    assert hook.get_token() == token.token
+    [seen] = idp.requests_of(client_id)
+    check_assertion(seen, client_id, idp.token_url, alg or "HS256")
+    # The secret is the HMAC key: it never travels.
+    assert all(secret not in value for value in [*seen.form.values(), *seen.headers.values()])
+
+
+def test_private_key_file_and_passphrase(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str, tmp_path: Path
+) -> None:
+    plain, encrypted = tmp_path / "client.pem", tmp_path / "client-encrypted.pem"
+    plain.write_text(rsa.private_pem())
+    encrypted.write_text(rsa.private_pem(PASSPHRASE))
+    for extra in (
+        {"private_key_file": str(plain)},
+        {"private_key_file": str(encrypted), "private_key_passphrase": PASSPHRASE},
+        {"private_key": rsa.private_pem(PASSPHRASE), "private_key_passphrase": PASSPHRASE},
+    ):
+        hook = connect(
+            monkeypatch,
+            idp.token_url,
+            rsa_client,
+            client_auth_method="private_key_jwt",
+            key_id=rsa.kid,
+            **extra,
+        )
+        assert hook.get_token()
+    assert idp.issued[rsa_client] == 3
+    for seen in idp.requests_of(rsa_client):
+        check_assertion(seen, rsa_client, idp.token_url, "RS256", kid=rsa.kid)
+
+
+def test_assertion_audience_extra(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
+) -> None:
+    hook = rsa_hook(monkeypatch, idp, rsa_client, rsa, assertion_audience=idp.url)  # the issuer
+    assert hook.get_token()
+    [seen] = idp.requests_of(rsa_client)
+    check_assertion(seen, rsa_client, idp.url, "RS256", kid=rsa.kid)
+
+
+def test_every_assertion_is_fresh(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
+) -> None:
+    hook = rsa_hook(monkeypatch, idp, rsa_client, rsa)
+    first = hook.get_access_token(force_refresh=True)
+    second = hook.get_access_token(force_refresh=True)
+    assert first.token != second.token
+    assert idp.issued[rsa_client] == 2  # Authlib refuses a replayed jti: both were accepted, so both fresh
+    one, two = idp.requests_of(rsa_client)
+    assert (
+        check_assertion(one, rsa_client, idp.token_url, "RS256", rsa.kid)["jti"]
+        != check_assertion(two, rsa_client, idp.token_url, "RS256", rsa.kid)["jti"]
+    )
+    assert one.assertion != two.assertion
+
+
+def test_wrong_key_is_the_servers_invalid_client(
+    idp: AuthlibIdP,
+    monkeypatch: pytest.MonkeyPatch,
+    wrong_rsa: KeyPair,
+    rsa_client: str,
+    debug_logs: pytest.LogCaptureFixture,
+) -> None:
+    hook = rsa_hook(monkeypatch, idp, rsa_client, wrong_rsa)
+    with pytest.raises(TokenRequestError) as info:
+        hook.get_token()
+    error = info.value
+    assert error.status == 400  # Authlib answers a failed assertion with 400 (RFC 6749 5.2: 400 or 401)
+    assert error.vendor_message is not None
+    assert error.vendor_message.split(" - ")[0] == "invalid_client"
+    assert error.attempts == 1
+    assert idp.issued[rsa_client] == 0
+    assert len(idp.requests_of(rsa_client)) == 1
+    assert_no_key_material(wrong_rsa.private_pem(), str(error), repr(error), debug_logs.text)
+
+
+def bad_key_cases(rsa: KeyPair, p256: KeyPair, tmp_path: Path) -> dict[str, tuple[dict[str, Any], str]]:
+    """Return private_key_jwt extras that cannot sign, by name, each with the key text that must not leak."""
+    garbage = garbage_pem()
+    encrypted = rsa.private_pem(PASSPHRASE)
+    return {
+        "garbage-pem": ({"private_key": garbage}, garbage),
+        "garbage-file": ({"private_key_file": str(_write(tmp_path / "garbage.pem", garbage))}, garbage),
+        "missing-file": ({"private_key_file": str(tmp_path / "no-such-key.pem")}, rsa.private_pem()),
+        "ec-with-rs256": (
+            {"private_key": p256.private_pem(), "signing_algorithm": "RS256"},
+            p256.private_pem(),
+        ),
+        "rsa-with-es256": (
+            {"private_key": rsa.private_pem(), "signing_algorithm": "ES256"},
+            rsa.private_pem(),
+        ),
+        "rsa-with-hs256": (
+            {"private_key": rsa.private_pem(), "signing_algorithm": "HS256"},
+            rsa.private_pem(),
+        ),
+        "alg-none": ({"private_key": rsa.private_pem(), "signing_algorithm": "none"}, rsa.private_pem()),
+        "encrypted-no-passphrase": ({"private_key": encrypted}, encrypted),
+        "encrypted-wrong-passphrase": (
+            {"private_key": encrypted, "private_key_passphrase": "not the passphrase"},
+            encrypted,
+        ),
+        "no-key": ({}, rsa.private_pem()),
+    }
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+BAD_KEYS = [
+    "garbage-pem",
+    "garbage-file",
+    "missing-file",
+    "ec-with-rs256",
+    "rsa-with-es256",
+    "rsa-with-hs256",
+    "alg-none",
+    "encrypted-no-passphrase",
+    "encrypted-wrong-passphrase",
+    "no-key",
+]
+
+
+@pytest.mark.parametrize("case", BAD_KEYS)
+def test_key_that_cannot_sign_is_a_config_error_before_any_request(
+    idp: AuthlibIdP,
+    monkeypatch: pytest.MonkeyPatch,
+    rsa: KeyPair,
+    p256: KeyPair,
+    tmp_path: Path,
+    debug_logs: pytest.LogCaptureFixture,
+    case: str,
+) -> None:
+    extra, pem = bad_key_cases(rsa, p256, tmp_path)[case]
+    client_id = idp.register("private_key_jwt", keys=jwks(rsa, p256))
+    before = sent(idp)
+    with pytest.raises(TokenConfigError) as info:
+        connect(
+            monkeypatch,
+            idp.token_url,
+            client_id,
+            client_auth_method="private_key_jwt",
+            key_id=rsa.kid,
+            **extra,
+        ).get_token()
+    error = info.value
+    assert error.conn_id == CONN_ID
+    assert error.field in KEY_FIELDS, error
+    assert sent(idp) == before  # nothing was sent
+    assert idp.requests_of(client_id) == []
+    assert_no_key_material(pem, str(error), repr(error), debug_logs.text)
+    assert PASSPHRASE not in str(error) + repr(error) + debug_logs.text
+    assert "not the passphrase" not in str(error) + repr(error) + debug_logs.text
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "none"])
+def test_client_secret_jwt_refuses_a_non_hmac_algorithm(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, debug_logs: pytest.LogCaptureFixture, alg: str
+) -> None:
+    secret = secrets.token_urlsafe(48)
+    client_id = idp.register("client_secret_jwt", secret=secret)
+    before = sent(idp)
+    with pytest.raises(TokenConfigError) as info:
+        connect(
+            monkeypatch,
+            idp.token_url,
+            client_id,
+            secret,
+            client_auth_method="client_secret_jwt",
+            signing_algorithm=alg,
+        ).get_token()
+    assert info.value.field in KEY_FIELDS, info.value
+    assert sent(idp) == before
+    assert secret not in str(info.value) + repr(info.value) + debug_logs.text
+
+
+def test_async_key_that_cannot_sign_is_a_config_error(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    client_id = idp.register("private_key_jwt", keys=jwks(rsa))
+    garbage = garbage_pem()
+    before = sent(idp)
+
+    async def fetch() -> str:
+        hook = connect(
+            monkeypatch, idp.token_url, client_id, client_auth_method="private_key_jwt", private_key=garbage
+        )
+        return await hook.aget_token()
+
+    with pytest.raises(TokenConfigError) as info:
+        asyncio.run(fetch())
+    assert info.value.field in KEY_FIELDS, info.value
+    assert sent(idp) == before
+    assert_no_key_material(garbage, str(info.value), repr(info.value), debug_logs.text)
+
+
+# tls_client_auth and self_signed_tls_client_auth (RFC 8705).
+
+
+def cert_extras(cert: CertFiles, form: str) -> dict[str, str]:
+    """Return the client certificate extras as PEM text (the key in ``client_private_key``) or as paths."""
+    if form == "pem":
+        return {"client_cert": cert.cert_pem, "client_private_key": cert.key_pem}
+    return {"client_cert": str(cert.cert_path), "client_key": str(cert.key_path)}
+
+
+def check_mtls_request(seen: SeenRequest, client_id: str) -> None:
+    """Assert ``seen`` carried the client ID in the form, no secret, and the client's certificate."""
+    assert seen.status == 200
+    assert seen.form["grant_type"] == "client_credentials"
+    assert seen.form["client_id"] == client_id
+    assert "client_secret" not in seen.form
+    assert "client_assertion" not in seen.form
+    assert "authorization" not in seen.headers
+    assert seen.peer_cn == client_id
+
+
+@pytest.mark.parametrize("form", ["pem", "path"])
+def test_tls_client_auth(mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    client_id, cert = mtls.register_tls_client()
+    hook = connect(
+        monkeypatch,
+        mtls.token_url,
+        client_id,
+        client_auth_method="tls_client_auth",
+        ca_bundle=str(mtls.ca_path),
+        scope="read",
+        **cert_extras(cert, form),
+    )
+    token = hook.get_access_token()
+    assert token.token.startswith("mtls-")
+    assert token.scope == ("read",)
+    assert token.lifetime == TOKEN_LIFETIME
+    assert hook.get_token() == token.token
+    [seen] = mtls.requests_of(client_id)
+    check_mtls_request(seen, client_id)
+
+
+def test_tls_client_auth_async(mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch) -> None:
+    client_id, cert = mtls.register_tls_client()
+    hook = connect(
+        monkeypatch,
+        mtls.token_url,
+        client_id,
+        client_auth_method="tls_client_auth",
+        ca_bundle=str(mtls.ca_path),
+        **cert_extras(cert, "pem"),
+    )
+    assert asyncio.run(hook.aget_token()).startswith("mtls-")
+    [seen] = mtls.requests_of(client_id)
+    check_mtls_request(seen, client_id)
+
+
+def test_self_signed_tls_client_auth(mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch) -> None:
+    client_id, cert = mtls.register_self_signed_client()
+    hook = connect(
+        monkeypatch,
+        mtls.token_url,
+        client_id,
+        client_auth_method="self_signed_tls_client_auth",
+        ca_bundle=str(mtls.ca_path),
+        **cert_extras(cert, "path"),
+    )
+    assert hook.get_token().startswith("mtls-")
+    [seen] = mtls.requests_of(client_id)
+    check_mtls_request(seen, client_id)
+
+
+def test_client_certificate_with_client_secret_basic(mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch) -> None:
+    client_id, cert = mtls.register_tls_client(secret="both factors ö")
+    hook = connect(
+        monkeypatch,
+        mtls.token_url,
+        client_id,
+        "both factors ö",
+        client_auth_method="client_secret_basic",
+        ca_bundle=str(mtls.ca_path),
+        **cert_extras(cert, "pem"),
+    )
+    assert hook.get_token().startswith("mtls-")
+    [seen] = mtls.requests_of(client_id)
+    assert seen.status == 200
+    assert seen.peer_cn == client_id
+    assert seen.basic_credentials == (client_id, "both factors ö")
+
+
+def test_certificate_of_another_client_is_invalid_client(
+    mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id, _ = mtls.register_tls_client()
+    _, other = mtls.register_tls_client()
+    hook = connect(
+        monkeypatch,
+        mtls.token_url,
+        client_id,
+        client_auth_method="tls_client_auth",
+        ca_bundle=str(mtls.ca_path),
+        **cert_extras(other, "path"),
+    )
+    with pytest.raises(TokenRequestError) as info:
+        hook.get_token()
+    assert info.value.status == 401
+    assert info.value.vendor_message is not None
+    assert info.value.vendor_message.split(" - ")[0] == "invalid_client"
+    assert mtls.issued[client_id] == 0
+
+
+def test_no_client_certificate_fails_the_tls_handshake(
+    mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id, _ = mtls.register_tls_client(secret="s3cret")
+    hook = connect(
+        monkeypatch,
+        mtls.token_url,
+        client_id,
+        "s3cret",
+        client_auth_method="client_secret_post",
+        ca_bundle=str(mtls.ca_path),
+    )
+    with pytest.raises(TokenRequestError) as info:
+        hook.get_token()
+    error = info.value
+    assert error.status is None  # no answer: the handshake failed
+    assert error.transport_error
+    assert error.attempts == 1
+    assert "s3cret" not in str(error)
+    assert mtls.requests_of(client_id) == []
+
+
+def test_client_key_that_does_not_load_is_a_config_error(
+    mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    client_id, cert = mtls.register_tls_client()
+    garbage = garbage_pem()
+    before = sent(mtls)
+    with pytest.raises(TokenConfigError) as info:
+        connect(
+            monkeypatch,
+            mtls.token_url,
+            client_id,
+            client_auth_method="tls_client_auth",
+            ca_bundle=str(mtls.ca_path),
+            client_cert=cert.cert_pem,
+            client_private_key=garbage,
+        ).get_token()
+    assert info.value.field in CERT_FIELDS, info.value
+    assert sent(mtls) == before
+    assert_no_key_material(garbage, str(info.value), repr(info.value), debug_logs.text)
+
+
+def test_pem_text_in_client_key_is_refused_because_airflow_would_show_it(
+    mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow._shared.secrets_masker import should_hide_value_for_key
+
+    # Airflow masks an extra by its name: a private key under "client_key" would be shown in clear.
+    assert not should_hide_value_for_key("client_key")
+    assert should_hide_value_for_key("client_private_key")
+    client_id, cert = mtls.register_tls_client()
+    before = sent(mtls)
+    with pytest.raises(TokenConfigError, match="move it to client_private_key") as info:
+        connect(
+            monkeypatch,
+            mtls.token_url,
+            client_id,
+            client_auth_method="tls_client_auth",
+            ca_bundle=str(mtls.ca_path),
+            client_cert=cert.cert_pem,
+            client_key=cert.key_pem,
+        ).get_token()
+    assert info.value.field == "client_key"
+    assert sent(mtls) == before
+    assert_no_key_material(cert.key_pem, str(info.value), repr(info.value))
+
+
+def test_a_key_of_another_certificate_is_refused_before_any_request(
+    mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id, cert = mtls.register_tls_client()
+    _, other = mtls.register_tls_client()
+    before = sent(mtls)
+    with pytest.raises(TokenConfigError, match="does not belong to client_cert"):
+        connect(
+            monkeypatch,
+            mtls.token_url,
+            client_id,
+            client_auth_method="tls_client_auth",
+            ca_bundle=str(mtls.ca_path),
+            client_cert=cert.cert_pem,
+            client_private_key=other.key_pem,
+        ).get_token()
+    assert sent(mtls) == before
+
+
+# Per-call scope, audience and resource.
+
+
+def test_two_scopes_on_one_connection_are_two_tokens(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id = idp.register("client_secret_basic", secret="scoped")
+    hook = connect(
+        monkeypatch,
+        idp.token_url,
+        client_id,
+        "scoped",
+        client_auth_method="client_secret_basic",
+        scope="read write",
+    )
+    reads = [hook.get_token(scope="read") for _ in range(3)]
+    writes = [hook.get_token(scope="write") for _ in range(3)]
+    defaults = [hook.get_token() for _ in range(2)]
+    assert len(set(reads)) == len(set(writes)) == len(set(defaults)) == 1
+    assert len({reads[0], writes[0], defaults[0]}) == 3
+    read, write = hook.get_access_token(scope="read"), hook.get_access_token(scope="write")
+    assert (read.token, read.scope) == (reads[0], ("read",))
+    assert (write.token, write.scope) == (writes[0], ("write",))
+    assert hook.get_access_token().scope == ("read", "write")  # the connection's scope stays the default
+    assert idp.granted(client_id, "read") == 1
+    assert idp.granted(client_id, "write") == 1
+    assert idp.granted(client_id, "read write") == 1
+    assert idp.issued[client_id] == 3
+    assert len(idp.requests_of(client_id)) == 3
+
+
+def test_per_call_scope_async(idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch) -> None:
+    client_id = idp.register("client_secret_post", secret="scoped")
+    hook = connect(monkeypatch, idp.token_url, client_id, "scoped", client_auth_method="client_secret_post")
+
+    async def calls() -> list[str]:
+        return [
+            *await asyncio.gather(*(hook.aget_token(scope="admin") for _ in range(3))),
+            *await asyncio.gather(*(hook.aget_token(scope="read") for _ in range(3))),
+        ]
+
+    tokens = asyncio.run(calls())
+    assert len(set(tokens[:3])) == len(set(tokens[3:])) == 1
+    assert tokens[0] != tokens[3]
+    assert hook.get_token(scope="admin") == tokens[0]  # the same cache entry for the sync path
+    assert idp.granted(client_id, "admin") == idp.granted(client_id, "read") == 1
+    assert idp.issued[client_id] == 2
+
+
+def test_per_call_audience_and_resource(idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch) -> None:
+    client_id = idp.register("client_secret_post", secret="aimed")
+    hook = connect(
+        monkeypatch,
+        idp.token_url,
+        client_id,
+        "aimed",
+        client_auth_method="client_secret_post",
+        scope="read",
+        audience="api://default",
+    )
+    asked = [
+        {},
+        {"audience": "api://orders"},
+        {"audience": "api://orders", "resource": "https://orders.example.test/"},
+        {"scope": "write", "audience": "api://orders"},
+    ]
+    tokens = [hook.get_access_token(**options).token for options in asked]
+    again = [hook.get_access_token(**options).token for options in asked]
+    assert tokens == again
+    assert len(set(tokens)) == len(asked)
+    assert idp.issued[client_id] == len(asked)
+    forms = [seen.form for seen in idp.requests_of(client_id)]
+    sent_fields = [{name: form.get(name) for name in ("scope", "audience", "resource")} for form in forms]
+    assert sent_fields == [
+        {"scope": "read", "audience": "api://default", "resource": None},
+        {"scope": "read", "audience": "api://orders", "resource": None},
+        {"scope": "read", "audience": "api://orders", "resource": "https://orders.example.test/"},
+        {"scope": "write", "audience": "api://orders", "resource": None},
+    ]
+
+
+# Proxies: the proxies extra, the standard variables, loopback never proxied.
+
+
+def proxied_hook(
+    monkeypatch: pytest.MonkeyPatch, idp: AuthlibIdP, **extra: Any
+) -> tuple[OAuth2ClientCredentialsHook, str, str]:
+    """Return a hook whose token URL only the proxy can reach (client_secret_post), its client and URL."""
+    client_id = idp.register("client_secret_post", secret="through the proxy")
+    url = unresolvable_url(idp.port)
+    hook = connect(
+        monkeypatch,
+        url,
+        client_id,
+        "through the proxy",
+        client_auth_method="client_secret_post",
+        allow_http=True,
+        **extra,
+    )
+    return hook, client_id, url
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_proxies_extra(
+    idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    proxy.clear()
+    hook, client_id, url = proxied_hook(monkeypatch, idp, proxies={"http": proxy.url, "https": proxy.url})
+    token = hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
+    assert token
+    assert proxy.targets() == [url]
+    assert idp.issued[client_id] == 1
+    [seen] = idp.requests_of(client_id)
+    assert seen.headers["host"] == f"{UNRESOLVABLE_HOST}:{idp.port}"
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_http_proxy_variable(
+    idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    proxy.clear()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    hook, client_id, url = proxied_hook(monkeypatch, idp)
+    token = hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
+    assert token
+    assert proxy.targets() == [url]
+    assert idp.issued[client_id] == 1
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_https_proxy_variable_tunnels_to_the_mtls_endpoint(
+    mtls: MtlsIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    proxy.clear()
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    client_id, cert = mtls.register_tls_client()
+    hook = connect(
+        monkeypatch,
+        unresolvable_url(mtls.port, scheme="https"),
+        client_id,
+        client_auth_method="tls_client_auth",
+        ca_bundle=str(mtls.ca_path),
+        **cert_extras(cert, "path"),
+    )
+    token = hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
+    assert token.startswith("mtls-")
+    [tunnel] = proxy.requests
+    assert (tunnel.method, tunnel.target) == ("CONNECT", f"{UNRESOLVABLE_HOST}:{mtls.port}")
+    [seen] = mtls.requests_of(client_id)
+    check_mtls_request(seen, client_id)
+
+
+def test_private_key_jwt_through_the_proxy(
+    idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
+) -> None:
+    proxy.clear()
+    url = unresolvable_url(idp.port)
+    monkeypatch.setattr(idp, "audiences", [*idp.audiences, url])  # the server is known by this URL too
+    hook = connect(
+        monkeypatch,
+        url,
+        rsa_client,
+        client_auth_method="private_key_jwt",
+        private_key=rsa.private_pem(),
+        key_id=rsa.kid,
+        allow_http=True,
+        proxies={"http": proxy.url},
+    )
+    assert hook.get_token()
+    assert proxy.targets() == [url]
+    [seen] = idp.requests_of(rsa_client)
+    check_assertion(seen, rsa_client, url, "RS256", kid=rsa.kid)
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_no_proxy_variable_bypasses_the_proxy(
+    idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    proxy.clear()
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("NO_PROXY", UNRESOLVABLE_HOST)
+    hook, client_id, _ = proxied_hook(monkeypatch, idp)
+    with pytest.raises(TokenRequestError) as info:
+        hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
+    assert info.value.status is None  # the name does not resolve without the proxy
+    assert proxy.targets() == []
+    assert idp.requests_of(client_id) == []
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_loopback_token_url_is_never_proxied(
+    idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
+) -> None:
+    proxy.clear()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy.url)
+    client_id = idp.register("client_secret_post", secret="direct")
+    hook = connect(monkeypatch, idp.token_url, client_id, "direct", client_auth_method="client_secret_post")
+    token = hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
+    assert token
+    assert proxy.targets() == []
+    assert idp.issued[client_id] == 1
