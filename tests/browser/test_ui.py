@@ -25,11 +25,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import pytest
 
 from airflow_tokens.get_provider_info import get_provider_info
-from airflow_tokens.testing import EMULATOR_CLIENT_ID, EMULATOR_CLIENT_SECRET, EmulatorServer
+from airflow_tokens.testing import (
+    EMULATOR_CLIENT_ID,
+    EMULATOR_CLIENT_SECRET,
+    EMULATOR_KEY_ID,
+    EMULATOR_PRIVATE_KEY,
+    EmulatorServer,
+)
 from tests.harness.deployment import LocalAirflow
 from tests.vendors import VENDORS, VendorCase
 
@@ -103,7 +110,17 @@ EXPECTED_LABELS = {
         "Client authentication",
         "Scope",
         "Audience",
+        "Resource",
         "Extra request parameters",
+        "Private key (PEM)",
+        "Private key file",
+        "Private key passphrase",
+        "Key ID (kid)",
+        "Signing algorithm",
+        "Assertion audience",
+        "Client certificate",
+        "Client certificate key file",
+        "Client certificate key (PEM)",
     },
     "token_endpoint": {
         "Token endpoint URL",
@@ -458,6 +475,48 @@ def test_token_endpoint_form_describes_a_manis_like_endpoint_that_the_test_butto
     assert request["headers"]["x-secret"] == EMULATOR_CLIENT_SECRET
     assert request["body"] == ""
     assert EMULATOR_CLIENT_SECRET not in page.content()
+
+
+def test_oauth2_form_takes_a_private_key_jwt_connection_that_the_test_button_accepts(
+    page: Page, deployment: Deployment
+) -> None:
+    """Type a private_key_jwt connection into the form (the key in its text area); save; Test."""
+    conn_id = "private_key_jwt_in_the_form"
+    dialog = open_add_form(page, deployment.airflow.url, "OAuth2 Client Credentials", conn_id)
+    dialog.get_by_label("Token endpoint URL", exact=True).fill(f"{deployment.emulator.url}/oauth2/token")
+    dialog.get_by_label("Client ID", exact=True).fill(EMULATOR_CLIENT_ID)
+    expand(dialog, "Extra Fields")
+    field_row(dialog, "Client authentication").locator('[id="element_client_auth_method"]').click()
+    page.get_by_role("option", name="private_key_jwt", exact=True).click()
+    key_area = field_row(dialog, "Private key (PEM)").locator("textarea")
+    assert key_area.count() == 1  # a text area: the key keeps its lines
+    key_area.fill(EMULATOR_PRIVATE_KEY)
+    field_row(dialog, "Key ID (kid)").locator("input").fill(EMULATOR_KEY_ID)
+    passphrase = field_row(dialog, "Private key passphrase").locator("input")
+    assert passphrase.get_attribute("type") == "password"
+    with page.expect_response(lambda r: r.url.endswith("/api/v2/connections")) as created:
+        dialog.get_by_role("button", name="Save").click()
+    assert created.value.status == 201, created.value.text()
+    connection_row(page, conn_id).wait_for()
+
+    stored = deployment.airflow.api.get(f"/api/v2/connections/{conn_id}", timeout=30).json()
+    extra = json.loads(stored["extra"])
+    assert extra["client_auth_method"] == "private_key_jwt"
+    assert extra["key_id"] == EMULATOR_KEY_ID
+    assert extra["private_key"] == "***"  # Airflow masks every private_key when it shows one
+    store_port_zero(deployment, conn_id, "oauth2_client_credentials")
+    before = deployment.emulator.client.token_requests("oauth2")
+    page.reload()
+    status, answer = press_test(page, conn_id)
+    assert status == 200, answer
+    assert answer["status"] is True, answer
+    page.get_by_text("Test Connection Successful").wait_for()
+    assert deployment.emulator.client.token_requests("oauth2") == before + 1
+    form = dict(parse_qsl(deployment.emulator.client.requests("oauth2")[-1]["body"]))
+    assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    body_lines = EMULATOR_PRIVATE_KEY.strip().splitlines()[1:-1]
+    assert not any(line in page.content() for line in body_lines)
+    page.screenshot(path=str(deployment.screenshots / "connection-test-private-key-jwt.png"))
 
 
 def test_sirv_example_dag_succeeds_when_triggered_in_the_ui(
