@@ -27,6 +27,7 @@ from requests import Session
 from airflow_tokens.exceptions import TokenConfigError, TokenError
 from airflow_tokens.hooks import get_token_hook
 from airflow_tokens.session import HttpxTokenAuth, TokenAuth
+from airflow_tokens.vendors import CALL_OPTIONS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from airflow.sdk.bases.sensor import PokeReturnValue
 
     from airflow_tokens.hooks.base import TokenHook
+    from airflow_tokens.vendors import CallOptions
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +56,13 @@ class TokenAuthNotDeferrable:
         raise TokenError("", f"auth_type=token_auth(...): {NOT_DEFERRABLE}")
 
 
-def token_auth(
-    conn_id: str,
-    *,
-    scope: str | Sequence[str] | None = None,
-    audience: str | None = None,
-    resource: str | None = None,
-    **hook_options: Any,
-) -> type[TokenAuth]:
+def _split(options: dict[str, Any]) -> tuple[CallOptions, dict[str, Any]]:
+    """Split keyword options into what to ask the token for and the token hook's own options."""
+    asked: Any = {name: options.pop(name) for name in CALL_OPTIONS if name in options}
+    return asked, options
+
+
+def token_auth(conn_id: str, **options: Any) -> type[TokenAuth]:
     """
     Return a requests authentication class that sends the token of connection ``conn_id``.
 
@@ -70,11 +71,10 @@ def token_auth(
     never sends. Its instances also work as ``auth=`` of requests.
 
     :param conn_id: any airflow-tokens connection.
-    :param scope: the scopes to ask for instead of the connection's.
-    :param audience: the audience to ask for instead of the connection's.
-    :param resource: the resource to ask for instead of the connection's.
-    :param hook_options: options of the connection's token hook (``cache``, ``refresh_margin``...).
+    :param options: ``scope``, ``audience`` or ``resource`` to ask for instead of the connection's, and
+        options of the connection's token hook (``cache``, ``refresh_margin``...).
     """
+    asked, hook_options = _split(options)
 
     class ConnectionTokenAuth(TokenAuth):
         def __init__(self, *login_password: Any) -> None:
@@ -84,8 +84,7 @@ def token_auth(
                     "not sent",
                     conn_id,
                 )
-            hook = get_token_hook(conn_id, **hook_options)
-            super().__init__(hook, scope=scope, audience=audience, resource=resource)
+            super().__init__(get_token_hook(conn_id, **hook_options), **asked)
 
     ConnectionTokenAuth.__doc__ = f"Send the token of connection {conn_id!r}."
     # The HTTP provider's deferrable mode re-imports an auth class by module and name in the triggerer:
@@ -95,25 +94,16 @@ def token_auth(
     return ConnectionTokenAuth
 
 
-def httpx_auth(
-    conn_id: str,
-    *,
-    scope: str | Sequence[str] | None = None,
-    audience: str | None = None,
-    resource: str | None = None,
-    **hook_options: Any,
-) -> HttpxTokenAuth:
+def httpx_auth(conn_id: str, **options: Any) -> HttpxTokenAuth:
     """
     Return an httpx authentication (``httpx.Client`` and ``httpx.AsyncClient``) with ``conn_id``'s token.
 
     :param conn_id: any airflow-tokens connection.
-    :param scope: the scopes to ask for instead of the connection's.
-    :param audience: the audience to ask for instead of the connection's.
-    :param resource: the resource to ask for instead of the connection's.
-    :param hook_options: options of the connection's token hook (``cache``, ``refresh_margin``...).
+    :param options: ``scope``, ``audience`` or ``resource`` to ask for instead of the connection's, and
+        options of the connection's token hook (``cache``, ``refresh_margin``...).
     """
-    hook = get_token_hook(conn_id, **hook_options)
-    return HttpxTokenAuth(hook, scope=scope, audience=audience, resource=resource)
+    asked, hook_options = _split(options)
+    return HttpxTokenAuth(get_token_hook(conn_id, **hook_options), **asked)
 
 
 class TokenHttpHook(HttpHook):
@@ -126,11 +116,9 @@ class TokenHttpHook(HttpHook):
 
     :param method: the HTTP method of the calls.
     :param http_conn_id: the vendor's connection (any airflow-tokens connection type).
-    :param scope: the scopes to ask for instead of the connection's.
-    :param audience: the audience to ask for instead of the connection's.
-    :param resource: the resource to ask for instead of the connection's.
     :param token_options: options of the connection's token hook (``cache``, ``refresh_margin``...).
-    :param kwargs: the options of ``HttpHook`` (``tcp_keep_alive``, ``adapter``...).
+    :param options: ``scope``, ``audience`` or ``resource`` to ask for instead of the connection's,
+        and the options of ``HttpHook`` (``tcp_keep_alive``, ``adapter``...).
     """
 
     hook_name = "Vendor API (airflow-tokens)"
@@ -140,19 +128,12 @@ class TokenHttpHook(HttpHook):
         method: str = "POST",
         http_conn_id: str = "sirv_default",
         *,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
         token_options: dict[str, Any] | None = None,
-        **kwargs: Any,
+        **options: Any,
     ) -> None:
-        if kwargs.get("auth_type") is not None:
-            raise TokenConfigError(
-                http_conn_id, "auth_type", "the connection's token is the authentication; leave it unset"
-            )
-        kwargs.pop("auth_type", None)
-        super().__init__(method=method, http_conn_id=http_conn_id, **kwargs)
-        self.asked: dict[str, Any] = {"scope": scope, "audience": audience, "resource": resource}
+        _refuse_auth_type(http_conn_id, options)
+        self.asked, http_options = _split(options)
+        super().__init__(method=method, http_conn_id=http_conn_id, **http_options)
         self.token_options = dict(token_options or {})
 
     @cached_property
@@ -183,31 +164,32 @@ class TokenHttpHook(HttpHook):
         return session
 
 
-def _refuse_deferrable(conn_id: str, kwargs: dict[str, Any]) -> None:
-    """Refuse what would make the provider's classes call the API without the token."""
-    if kwargs.pop("deferrable", False):
-        raise TokenConfigError(conn_id, "deferrable", NOT_DEFERRABLE)
-    if kwargs.get("auth_type") is not None:
+def _refuse_auth_type(conn_id: str, options: dict[str, Any]) -> None:
+    """Refuse an ``auth_type``: the connection's token is the authentication."""
+    if options.pop("auth_type", None) is not None:
         raise TokenConfigError(
             conn_id, "auth_type", "the connection's token is the authentication; leave it unset"
         )
 
 
-class TokenHttpOperator(HttpOperator):
+class _OnVendorConnection:
     """
-    Call a vendor's API as ``HttpOperator`` does, with the vendor's connection and its token.
+    What the token operator and sensor add to the provider's class: the vendor's connection and token.
 
     :param http_conn_id: the vendor's connection (any airflow-tokens connection type).
     :param scope: the scopes to ask for instead of the connection's.
     :param audience: the audience to ask for instead of the connection's.
     :param resource: the resource to ask for instead of the connection's.
     :param token_options: options of the connection's token hook (``cache``, ``refresh_margin``...).
-    :param kwargs: the options of ``HttpOperator`` (``endpoint``, ``method``, ``data``, ``headers``,
-        ``response_check``, ``response_filter``, ``pagination_function``, ``retry_args``...); not
-        ``deferrable``, not ``auth_type``.
+    :param kwargs: the options of the provider's class; not ``deferrable``, not ``auth_type``.
     """
 
-    template_fields: Sequence[str] = (*HttpOperator.template_fields, "scope", "audience", "resource")
+    http_conn_id: str
+    method: str
+    tcp_keep_alive: bool
+    tcp_keep_alive_idle: int
+    tcp_keep_alive_count: int
+    tcp_keep_alive_interval: int
 
     def __init__(
         self,
@@ -219,15 +201,16 @@ class TokenHttpOperator(HttpOperator):
         token_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        _refuse_deferrable(http_conn_id, kwargs)
-        super().__init__(http_conn_id=http_conn_id, deferrable=False, **kwargs)
+        if kwargs.pop("deferrable", False):
+            raise TokenConfigError(http_conn_id, "deferrable", NOT_DEFERRABLE)
+        _refuse_auth_type(http_conn_id, kwargs)
+        super().__init__(http_conn_id=http_conn_id, deferrable=False, **kwargs)  # type: ignore[call-arg]
         self.scope = scope
         self.audience = audience
         self.resource = resource
         self.token_options = token_options
 
-    @property
-    def hook(self) -> TokenHttpHook:
+    def _token_http_hook(self) -> TokenHttpHook:
         """Return the hook that calls the vendor's API with the connection's token."""
         return TokenHttpHook(
             method=self.method,
@@ -243,58 +226,48 @@ class TokenHttpOperator(HttpOperator):
         )
 
 
-class TokenHttpSensor(HttpSensor):
+class TokenHttpOperator(_OnVendorConnection, HttpOperator):
+    """
+    Call a vendor's API as ``HttpOperator`` does, with the vendor's connection and its token.
+
+    Takes ``HttpOperator``'s options (``endpoint``, ``method``, ``data``, ``headers``,
+    ``response_check``, ``response_filter``, ``pagination_function``, ``retry_args``...) and those of
+    :class:`_OnVendorConnection` (``http_conn_id``, ``scope``, ``audience``, ``resource``,
+    ``token_options``); not ``deferrable``, not ``auth_type``.
+    """
+
+    template_fields: Sequence[str] = (*HttpOperator.template_fields, "scope", "audience", "resource")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # defined here for Airflow's operator metaclass, which wraps it
+
+    @property
+    def hook(self) -> TokenHttpHook:
+        """Return the hook that calls the vendor's API with the connection's token."""
+        return self._token_http_hook()
+
+
+class TokenHttpSensor(_OnVendorConnection, HttpSensor):
     """
     Poke a vendor's API as ``HttpSensor`` does, with the vendor's connection and its token.
 
-    :param http_conn_id: the vendor's connection (any airflow-tokens connection type).
-    :param scope: the scopes to ask for instead of the connection's.
-    :param audience: the audience to ask for instead of the connection's.
-    :param resource: the resource to ask for instead of the connection's.
-    :param token_options: options of the connection's token hook (``cache``, ``refresh_margin``...).
-    :param kwargs: the options of ``HttpSensor`` (``endpoint``, ``response_check``, ``poke_interval``...);
-        not ``deferrable``.
+    Takes ``HttpSensor``'s options (``endpoint``, ``response_check``, ``poke_interval``...) and those
+    of :class:`_OnVendorConnection`; not ``deferrable``.
     """
 
     template_fields: Sequence[str] = (*HttpSensor.template_fields, "scope", "audience", "resource")
 
-    def __init__(
-        self,
-        *,
-        http_conn_id: str,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
-        token_options: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        _refuse_deferrable(http_conn_id, kwargs)
-        super().__init__(http_conn_id=http_conn_id, deferrable=False, **kwargs)
-        self.scope = scope
-        self.audience = audience
-        self.resource = resource
-        self.token_options = token_options
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # defined here for Airflow's operator metaclass, which wraps it
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """Call the endpoint with the token; true once ``response_check`` (if any) says so."""
         from airflow.sdk.bases.decorator import determine_kwargs
         from airflow.sdk.exceptions import AirflowException
 
-        hook = TokenHttpHook(
-            method=self.method,
-            http_conn_id=self.http_conn_id,
-            scope=self.scope,
-            audience=self.audience,
-            resource=self.resource,
-            token_options=self.token_options,
-            tcp_keep_alive=self.tcp_keep_alive,
-            tcp_keep_alive_idle=self.tcp_keep_alive_idle,
-            tcp_keep_alive_count=self.tcp_keep_alive_count,
-            tcp_keep_alive_interval=self.tcp_keep_alive_interval,
-        )
         self.log.info("Poking: %s", self.endpoint)
         try:
-            response = hook.run(
+            response = self._token_http_hook().run(
                 self.endpoint,
                 data=self.request_params,
                 headers=self.headers,

@@ -4,39 +4,28 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 import httpx
 import requests.auth
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, Generator, Sequence
+    from collections.abc import AsyncGenerator, Generator
 
     from airflow_tokens.token import AccessToken
+    from airflow_tokens.vendors import CallOptions
 
 
 class TokenSource(Protocol):
     """What hands out tokens to an authentication: a token hook."""
 
     def get_access_token(
-        self,
-        force_refresh: bool = False,
-        *,
-        rejected: str | None = None,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
+        self, force_refresh: bool = False, *, rejected: str | None = None, **asked: Unpack[CallOptions]
     ) -> AccessToken:
         """Return a fresh token; ``rejected`` names one the vendor refused."""
 
     async def aget_access_token(
-        self,
-        force_refresh: bool = False,
-        *,
-        rejected: str | None = None,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
+        self, force_refresh: bool = False, *, rejected: str | None = None, **asked: Unpack[CallOptions]
     ) -> AccessToken:
         """Return a fresh token without blocking the event loop."""
 
@@ -52,21 +41,12 @@ class TokenAuth(requests.auth.AuthBase):
     Send the hook's token; on a 401, drop that token if it is still cached, renew it, retry once.
 
     :param hook: the token hook (or any :class:`TokenSource`) that supplies tokens.
-    :param scope: the scopes to ask for instead of the connection's.
-    :param audience: the audience to ask for instead of the connection's.
-    :param resource: the resource to ask for instead of the connection's.
+    :param asked: ``scope``, ``audience`` or ``resource`` to ask for instead of the connection's.
     """
 
-    def __init__(
-        self,
-        hook: TokenSource,
-        *,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
-    ) -> None:
+    def __init__(self, hook: TokenSource, **asked: Unpack[CallOptions]) -> None:
         self.hook = hook
-        self.asked: dict[str, Any] = {"scope": scope, "audience": audience, "resource": resource}
+        self.asked = asked
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Add the Authorization header and the 401 handler to ``request``."""
@@ -108,21 +88,12 @@ class HttpxTokenAuth(httpx.Auth):
     Send the hook's token with an httpx client, sync or async; on a 401, renew it and retry once.
 
     :param hook: the token hook (or any :class:`TokenSource`) that supplies tokens.
-    :param scope: the scopes to ask for instead of the connection's.
-    :param audience: the audience to ask for instead of the connection's.
-    :param resource: the resource to ask for instead of the connection's.
+    :param asked: ``scope``, ``audience`` or ``resource`` to ask for instead of the connection's.
     """
 
-    def __init__(
-        self,
-        hook: TokenSource,
-        *,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
-    ) -> None:
+    def __init__(self, hook: TokenSource, **asked: Unpack[CallOptions]) -> None:
         self.hook = hook
-        self.asked: dict[str, Any] = {"scope": scope, "audience": audience, "resource": resource}
+        self.asked = asked
 
     @staticmethod
     def _flow(request: httpx.Request) -> Generator[_NeedToken | httpx.Request, Any, None]:

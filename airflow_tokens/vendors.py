@@ -12,14 +12,14 @@ importing any hook.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlsplit
 
 from airflow_tokens.options import Extra, choice, same
 from airflow_tokens.response import MAX_LIFETIME, ResponseFields
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +226,16 @@ RESOURCE = Extra(
 )
 #: The options a caller may give per call (``get_token(scope=...)``), each winning over its extra.
 CALL_OPTIONS = ("scope", "audience", "resource")
+
+
+class CallOptions(TypedDict, total=False):
+    """What one call may ask for instead of the connection's extras: a scope, an audience, a resource."""
+
+    scope: str | Sequence[str] | None
+    audience: str | None
+    resource: str | None
+
+
 EXTRA_PARAMS = Extra(
     "extra_params",
     dict,

@@ -89,6 +89,30 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *
     return lines[0]
 
 
+def assert_json_error(
+    result: subprocess.CompletedProcess[str], code: int, kind: str, conn_id: str | None, *needles: str
+) -> dict[str, Any]:
+    """Check the exit code and one JSON error object on stdout, nothing of it on stderr; return it."""
+    assert result.returncode == code, result.stderr
+    assert "airflow-tokens: error" not in result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    report: dict[str, Any] = json.loads(lines[0])
+    assert set(report) >= {"ok", "command", "conn_id", "error"}
+    assert report["ok"] is False
+    assert report["conn_id"] == conn_id
+    assert set(report["error"]) == {"kind", "message", "exit_code"}
+    assert report["error"]["kind"] == kind
+    assert report["error"]["exit_code"] == code
+    message = report["error"]["message"]
+    assert isinstance(message, str)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message
+    return report
+
+
 def assert_secret_free(result: subprocess.CompletedProcess[str], *secrets: str) -> None:
     """Check that no secret appears on stdout or stderr."""
     for secret in secrets:
@@ -128,7 +152,8 @@ def test_check_json_is_one_document_on_stdout(token_emulator: EmulatorServer) ->
     assert result.returncode == 0, result.stderr
     assert "Fetched a Bearer token for connection sirv_cli" in result.stderr
     report = json.loads(result.stdout)
-    assert set(report) == CHECK_FIELDS
+    assert set(report) == CHECK_FIELDS | {"ok"}
+    assert report["ok"] is True
     [token] = token_emulator.state.issued_tokens()
     assert_secret_free(result, token, token[:12], EMULATOR_CLIENT_SECRET)
     assert report["vendor"] == "Sirv"
@@ -228,9 +253,124 @@ def test_wrong_secret_is_a_request_error_with_the_vendor_message(token_emulator:
 
 def test_html_body_is_a_response_error(token_emulator: EmulatorServer) -> None:
     token_emulator.client.inject("sirv", Fault.html())
-    result = run("check", "sirv_cli", "--json", conns={"sirv_cli": sirv(token_emulator)})
+    result = run("check", "sirv_cli", conns={"sirv_cli": sirv(token_emulator)})
     assert_one_line_error(result, 4, "'sirv_cli'", "not JSON", "text/html")
     assert_secret_free(result, EMULATOR_CLIENT_SECRET)
+
+
+# ------------------------------------------------------------------------- --json: errors as JSON
+
+
+def test_json_config_error_for_a_missing_connection() -> None:
+    result = run("check", "no_such_conn", "--json")
+    report = assert_json_error(result, 2, "config", "no_such_conn", "'no_such_conn'", "not defined")
+    assert report["command"] == "check"
+    assert result.stderr.strip() == ""
+
+
+def test_json_config_error_sends_no_request(token_emulator: EmulatorServer) -> None:
+    conn = sirv(token_emulator, password=None)
+    result = run("check", "sirv_cli", "--json", conns={"sirv_cli": conn})
+    assert_json_error(result, 2, "config", "sirv_cli", "'sirv_cli'", "Client Secret is missing")
+    assert token_emulator.client.token_requests("sirv") == 0
+
+
+def test_json_request_error_for_a_refused_port() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    conn = {"conn_type": "sirv", "host": url, "login": EMULATOR_CLIENT_ID, "password": EMULATOR_CLIENT_SECRET}
+    args = ("check", "sirv_cli", "--json", "--max-attempts", "1", "--timeout", "1")
+    result = run(*args, conns={"sirv_cli": conn})
+    report = assert_json_error(result, 3, "request", "sirv_cli", "ConnectionError", "after 1 attempt")
+    assert url in report["error"]["message"]
+    assert_secret_free(result, EMULATOR_CLIENT_SECRET)
+
+
+def test_json_response_error_for_an_html_body(token_emulator: EmulatorServer) -> None:
+    token_emulator.client.inject("sirv", Fault.html())
+    result = run("check", "sirv_cli", "--json", conns={"sirv_cli": sirv(token_emulator)})
+    assert_json_error(result, 4, "response", "sirv_cli", "'sirv_cli'", "not JSON", "text/html")
+    assert_secret_free(result, EMULATOR_CLIENT_SECRET)
+    assert token_emulator.client.token_requests("sirv") == 1
+
+
+def test_json_failure_without_a_metadata_database(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "airflow.db"
+    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{missing}"}
+    result = run("status", "--json", env=env)
+    report = assert_json_error(result, 1, "failure", None, "cannot use Airflow's metadata database")
+    assert report["command"] == "status"
+
+
+@pytest.mark.parametrize(
+    ("args", "command", "needle"),
+    [
+        (("check", "--json"), "check", "CONN_ID"),
+        (("check", "sirv_cli", "--json", "--max-attempts", "0"), "check", "--max-attempts"),
+        (("check", "sirv_cli", "--json", "--timeout", "-1"), "check", "--timeout"),
+        (("check", "sirv_cli", "--json", "--cache", "xcom"), "check", "--cache"),
+        (("clear", "--json"), "clear", "CONN_ID"),
+        (("chek", "sirv_cli", "--json"), None, "invalid choice"),
+    ],
+    ids=["missing-conn-id", "zero-attempts", "negative-timeout", "bad-choice", "clear-no-target", "typo"],
+)
+def test_json_usage_error_exits_2(args: tuple[str, ...], command: str | None, needle: str) -> None:
+    result = run(*args)
+    report = assert_json_error(result, 2, "usage", None, needle)
+    assert report["command"] == command
+    assert result.stderr == ""
+
+
+def test_json_debug_prints_the_traceback_on_stderr_only() -> None:
+    result = run("check", "no_such_conn", "--json", "--debug")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    assert "AirflowNotFoundException" in result.stderr
+    assert "airflow-tokens: error" not in result.stderr
+    report = json.loads(result.stdout)
+    assert report["error"] == {
+        "kind": "config",
+        "message": "Connection 'no_such_conn': conn_id: is not defined (looked in AIRFLOW_CONN_NO_SUCH_CONN, "
+        "the secrets backends and the metadata database)",
+        "exit_code": 2,
+    }
+
+
+@pytest.mark.airflow_db
+def test_json_clear_of_nothing_cached_is_an_error(airflow_db: Path) -> None:
+    result = run("clear", "sirv_never_cached", "--json")
+    report = assert_json_error(result, 5, "not_cached", "sirv_never_cached", "'sirv_never_cached'")
+    assert report["command"] == "clear"
+    assert report["removed"] == []
+
+
+@pytest.mark.airflow_db
+def test_json_clear_all_says_ok(airflow_db: Path) -> None:
+    result = run("clear", "--all", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"ok": True, "removed": []}
+
+
+# ---------------------------------------------------------------------- --max-attempts, --timeout
+
+
+@pytest.mark.parametrize("attempts", [1, 2])
+def test_max_attempts_bounds_the_requests(token_emulator: EmulatorServer, attempts: int) -> None:
+    """Without the option the connection's 5 attempts would get past both 503s and succeed."""
+    token_emulator.client.inject("sirv", Fault.status(503), Fault.status(503))
+    args = ("check", "sirv_cli", "--json", "--max-attempts", str(attempts))
+    result = run(*args, conns={"sirv_cli": sirv(token_emulator)})
+    plural = "attempt" if attempts == 1 else "attempts"
+    assert_json_error(result, 3, "request", "sirv_cli", "HTTP 503", f"after {attempts} {plural}")
+    assert token_emulator.client.token_requests("sirv") == attempts
+
+
+def test_timeout_fails_an_answer_slower_than_it(token_emulator: EmulatorServer) -> None:
+    """The connection's read timeout (30 s) would wait the 3 s delay out and succeed."""
+    token_emulator.client.inject("sirv", Fault.delay(3))
+    args = ("check", "sirv_cli", "--json", "--max-attempts", "1", "--timeout", "0.5")
+    result = run(*args, conns={"sirv_cli": sirv(token_emulator)})
+    assert_json_error(result, 3, "request", "sirv_cli", "Timeout", "after 1 attempt")
+    assert token_emulator.client.token_requests("sirv") == 1
 
 
 @pytest.mark.airflow_db

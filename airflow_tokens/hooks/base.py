@@ -9,7 +9,7 @@ import json
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Unpack, overload
 
 from airflow.sdk import BaseHook
 
@@ -38,7 +38,7 @@ from airflow_tokens.stores import VariableStore, XComStore
 from airflow_tokens.vendors import CALL_OPTIONS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Mapping
 
     import httpx
     import requests
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from airflow_tokens.request import TokenRequest
     from airflow_tokens.response import ResponseFields
     from airflow_tokens.token import AccessToken
-    from airflow_tokens.vendors import Vendor
+    from airflow_tokens.vendors import CallOptions, Vendor
 
 _R = TypeVar("_R")
 #: What a caller asked for per call: sorted (option, value) pairs, e.g. (("scope", "read"),).
@@ -62,9 +62,10 @@ _HTTP_HOOK_PARAMS = frozenset({"method", "auth_type", "tcp_keep_alive"})
 CONNECTION_TTL = 60.0
 
 
-def asked_for(options: Mapping[str, str | Sequence[str] | None]) -> Asked:
+def asked_for(options: CallOptions | Mapping[str, Any]) -> Asked:
     """Return what a call asked for: the options given (a list of scopes joined by spaces), sorted."""
     asked = []
+    value: Any
     for name, value in options.items():
         if name not in CALL_OPTIONS:
             raise TypeError(f"unexpected argument {name!r}; a call may ask for {', '.join(CALL_OPTIONS)}")
@@ -384,13 +385,13 @@ class TokenHook(BaseHook):
             vendor=self.conn_type,
         )
 
-    def fetch_access_token(self, **asked: str | Sequence[str] | None) -> AccessToken:
+    def fetch_access_token(self, **asked: Unpack[CallOptions]) -> AccessToken:
         """Request a new token from the vendor, bypassing every cache (the token is masked, too)."""
         token = run(self._fetch_flow(self._profile_for(asked_for(asked))))
         mask_once(token)
         return token
 
-    async def afetch_access_token(self, **asked: str | Sequence[str] | None) -> AccessToken:
+    async def afetch_access_token(self, **asked: Unpack[CallOptions]) -> AccessToken:
         """Request a new token as :meth:`fetch_access_token` does, without blocking the event loop."""
         profile = await self._aprofile(asked_for(asked))
         token = await arun(self._fetch_flow(profile))
@@ -412,24 +413,17 @@ class TokenHook(BaseHook):
         )
 
     def get_access_token(
-        self,
-        force_refresh: bool = False,
-        *,
-        rejected: str | None = None,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
+        self, force_refresh: bool = False, *, rejected: str | None = None, **asked: Unpack[CallOptions]
     ) -> AccessToken:
         """
         Return a token that stays valid for the refresh margin, from cache or a new request.
 
         :param force_refresh: fetch a new token even if the cached one is fresh.
         :param rejected: a token the vendor refused (HTTP 401): dropped if still cached, then renewed.
-        :param scope: the scopes to ask for instead of the connection's (a string or a list).
-        :param audience: the audience to ask for instead of the connection's.
-        :param resource: the resource (RFC 8707) to ask for instead of the connection's.
+        :param asked: ``scope`` (a string or a list), ``audience`` or ``resource`` to ask for instead of
+            the connection's; each combination is its own cache entry.
         """
-        profile = self._profile_for(asked_for({"scope": scope, "audience": audience, "resource": resource}))
+        profile = self._profile_for(asked_for(asked))
         if profile.cache is None:
             token = run(self._fetch_flow(profile))
         else:
@@ -438,17 +432,10 @@ class TokenHook(BaseHook):
         return token
 
     async def aget_access_token(
-        self,
-        force_refresh: bool = False,
-        *,
-        rejected: str | None = None,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
+        self, force_refresh: bool = False, *, rejected: str | None = None, **asked: Unpack[CallOptions]
     ) -> AccessToken:
         """Return a token as :meth:`get_access_token` does, without blocking the event loop."""
-        asked = asked_for({"scope": scope, "audience": audience, "resource": resource})
-        profile = await self._aprofile(asked)
+        profile = await self._aprofile(asked_for(asked))
         if profile.cache is None:
             token = await arun(self._fetch_flow(profile))
         else:
@@ -456,85 +443,45 @@ class TokenHook(BaseHook):
         await _amask(token)
         return token
 
-    def get_token(
-        self,
-        force_refresh: bool = False,
-        *,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
-    ) -> str:
+    def get_token(self, force_refresh: bool = False, **asked: Unpack[CallOptions]) -> str:
         """Return the access token value (``scope``, ``audience``, ``resource`` as for get_access_token)."""
-        return self.get_access_token(force_refresh, scope=scope, audience=audience, resource=resource).token
+        return self.get_access_token(force_refresh, **asked).token
 
-    async def aget_token(
-        self,
-        force_refresh: bool = False,
-        *,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
-    ) -> str:
+    async def aget_token(self, force_refresh: bool = False, **asked: Unpack[CallOptions]) -> str:
         """Return the access token value without blocking the event loop."""
-        token = await self.aget_access_token(force_refresh, scope=scope, audience=audience, resource=resource)
-        return token.token
+        return (await self.aget_access_token(force_refresh, **asked)).token
 
-    def get_auth_header(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
-    ) -> dict[str, str]:
+    def get_auth_header(self, **asked: Unpack[CallOptions]) -> dict[str, str]:
         """Return the Authorization header that sends the token."""
-        token = self.get_access_token(scope=scope, audience=audience, resource=resource)
-        return {"Authorization": token.authorization}
+        return {"Authorization": self.get_access_token(**asked).authorization}
 
-    async def aget_auth_header(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
-    ) -> dict[str, str]:
+    async def aget_auth_header(self, **asked: Unpack[CallOptions]) -> dict[str, str]:
         """Return the Authorization header that sends the token, without blocking the event loop."""
-        token = await self.aget_access_token(scope=scope, audience=audience, resource=resource)
-        return {"Authorization": token.authorization}
+        return {"Authorization": (await self.aget_access_token(**asked)).authorization}
 
-    def get_conn(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
-    ) -> requests.Session:
+    def get_conn(self, **asked: Unpack[CallOptions]) -> requests.Session:
         """Return a session that sends the token and renews it once when the vendor answers 401."""
         import requests
 
         from airflow_tokens.session import TokenAuth
 
+        asked_for(asked)  # an unknown option fails here, not at the first request
         session = requests.Session()
-        session.auth = TokenAuth(self, scope=scope, audience=audience, resource=resource)
+        session.auth = TokenAuth(self, **asked)
         return session
 
-    async def aget_conn(
-        self,
-        *,
-        scope: str | Sequence[str] | None = None,
-        audience: str | None = None,
-        resource: str | None = None,
-    ) -> httpx.AsyncClient:
+    async def aget_conn(self, **asked: Unpack[CallOptions]) -> httpx.AsyncClient:
         """Return an httpx client for the vendor API that sends the token and renews it once on 401."""
-        asked = asked_for({"scope": scope, "audience": audience, "resource": resource})
-        profile = await self._aprofile(asked)
+        profile = await self._aprofile(asked_for(asked))
 
         import httpx
 
         from airflow_tokens.session import HttpxTokenAuth
 
-        auth = HttpxTokenAuth(self, scope=scope, audience=audience, resource=resource)
         # TLS verified as get_conn() verifies it (default CAs), with the context built off the event loop.
-        return httpx.AsyncClient(base_url=profile.base_url, auth=auth, verify=await prepare())
+        return httpx.AsyncClient(
+            base_url=profile.base_url, auth=HttpxTokenAuth(self, **asked), verify=await prepare()
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch a new token to check the connection; an unknown extra fails it; never shows the token."""

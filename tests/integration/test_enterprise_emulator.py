@@ -184,6 +184,10 @@ def test_status_shows_what_each_entry_was_asked_for(
         with create_session() as session:
             [entry] = [item for item in cached_tokens(session) if item.conn_id == OAUTH2.conn_id]
         assert entry.asked == {"scope": "orders.read"}
+        from airflow_tokens.cli import status_text
+
+        [row] = [line for line in status_text([entry]).splitlines() if line.startswith(OAUTH2.conn_id)]
+        assert row.startswith(f"{OAUTH2.conn_id} (scope=orders.read)")
         assert entry.problem is None
         assert entry.variables == [key]
         assert profile.cache_key.startswith(f"oauth2_client_credentials.{OAUTH2.conn_id}@")
