@@ -9,7 +9,8 @@
   every target and forwards it to loopback, so a token URL whose host does not resolve is reachable only
   through it.
 
-Each ``serve_*`` is a context manager yielding the running server; test modules wrap them in fixtures.
+Each ``serve_*`` is a context manager yielding the running server. The module-scoped fixtures at the end
+(``idp``, ``mtls``, ``proxy``, ``rsa``, ``decoy``) wrap them: a test module imports them by name.
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ import json
 import secrets
 import select
 import socket
+import socketserver
 import ssl
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import jwt as pyjwt
+import pytest
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, grants
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
@@ -135,6 +138,28 @@ def ed25519_key(kid: str) -> KeyPair:
     return KeyPair(ed25519.Ed25519PrivateKey.generate(), kid)
 
 
+#: A key-pair maker for each private_key_jwt algorithm the tests try beside the defaults, by algorithm.
+KEY_MAKERS: dict[str, Callable[[], KeyPair]] = {
+    "ES256": lambda: ec_key("ec-256"),
+    "ES384": lambda: ec_key("ec-384", ec.SECP384R1()),
+    "EdDSA": lambda: ed25519_key("ed"),
+    "PS256": lambda: rsa_key("rsa-pss"),
+}
+
+
+def key_params(*algs: str) -> list[Any]:
+    """Return ``(make, alg)`` pytest params for ``algs`` (their ids), EdDSA's deprecation warning ignored."""
+    return [
+        pytest.param(
+            KEY_MAKERS[alg],
+            alg,
+            id=alg,
+            marks=pytest.mark.filterwarnings("ignore:EdDSA is deprecated") if alg == "EdDSA" else (),
+        )
+        for alg in algs
+    ]
+
+
 def jwks(*pairs: KeyPair) -> dict[str, Any]:
     """Return the public JWK Set of ``pairs``."""
     return {"keys": [pair.public_jwk() for pair in pairs]}
@@ -215,6 +240,43 @@ class SeenRequest:
         if credentials := self.basic_credentials:
             return credentials[0]
         return None
+
+
+# What the servers share.
+
+
+@contextlib.contextmanager
+def _serving(server: socketserver.BaseServer, name: str) -> Iterator[None]:
+    """Run ``server`` in a daemon thread named ``name`` while the block runs; then stop and close it."""
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+class _TokenServer:
+    """What both token servers share: their URLs and the requests they recorded."""
+
+    url: str
+    requests: list[SeenRequest]
+    lock: threading.Lock
+
+    @property
+    def token_url(self) -> str:
+        return self.url + TOKEN_PATH
+
+    @property
+    def port(self) -> int:
+        return int(urlsplit(self.url).port or 0)
+
+    def requests_of(self, client_id: str) -> list[SeenRequest]:
+        """Return the requests that spoke for ``client_id``."""
+        with self.lock:
+            return [seen for seen in self.requests if seen.client_id == client_id]
 
 
 # 1. Authlib's authorization server.
@@ -331,7 +393,7 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
 
 @dataclass
-class AuthlibIdP:
+class AuthlibIdP(_TokenServer):
     """
     Authlib's Flask authorization server on a loopback port; ``POST /token`` issues tokens.
 
@@ -352,14 +414,6 @@ class AuthlibIdP:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
-    @property
-    def token_url(self) -> str:
-        return self.url + TOKEN_PATH
-
-    @property
-    def port(self) -> int:
-        return int(urlsplit(self.url).port or 0)
-
     def register(
         self,
         method: str,
@@ -373,11 +427,6 @@ class AuthlibIdP:
         client_id = f"{prefix}-{method}-{next(self._ids)}"
         self.clients[client_id] = IdPClient(client_id, method, client_secret=secret, jwks=keys, scope=scope)
         return client_id
-
-    def requests_of(self, client_id: str) -> list[SeenRequest]:
-        """Return the requests that spoke for ``client_id``."""
-        with self.lock:
-            return [seen for seen in self.requests if seen.client_id == client_id]
 
     def granted(self, client_id: str, scope: str | None = None) -> int:
         """Return how many of ``client_id``'s requests (for ``scope`` if given) were answered 200."""
@@ -443,14 +492,8 @@ def serve_authlib_idp() -> Iterator[AuthlibIdP]:
     http_server = make_server("127.0.0.1", 0, _authlib_app(idp), threaded=True)
     idp.url = f"http://127.0.0.1:{http_server.server_port}"
     idp.audiences = [idp.token_url, idp.url]
-    thread = threading.Thread(target=http_server.serve_forever, name="authlib-idp", daemon=True)
-    thread.start()
-    try:
+    with _serving(http_server, "authlib-idp"):
         yield idp
-    finally:
-        http_server.shutdown()
-        thread.join(timeout=10)
-        http_server.server_close()
 
 
 # 2. A PKI and an mTLS token endpoint (RFC 8705).
@@ -682,7 +725,7 @@ class _MtlsHTTPServer(http.server.ThreadingHTTPServer):
 
 
 @dataclass
-class MtlsIdP:
+class MtlsIdP(_TokenServer):
     """
     An HTTPS token endpoint that requires a client certificate issued by :attr:`pki` (or registered).
 
@@ -708,14 +751,6 @@ class MtlsIdP:
     _ids: Iterator[int] = field(default_factory=itertools.count)
 
     @property
-    def token_url(self) -> str:
-        return self.url + TOKEN_PATH
-
-    @property
-    def port(self) -> int:
-        return int(urlsplit(self.url).port or 0)
-
-    @property
     def ca_path(self) -> Path:
         return self.pki.ca_path
 
@@ -732,11 +767,6 @@ class MtlsIdP:
         self.context.load_verify_locations(cadata=cert.cert_pem)  # the handshake must accept it
         self.clients[client_id] = MtlsClient(client_id, "self_signed_tls_client_auth", cert_der=cert.der)
         return client_id, cert
-
-    def requests_of(self, client_id: str) -> list[SeenRequest]:
-        """Return the requests that spoke for ``client_id``."""
-        with self.lock:
-            return [seen for seen in self.requests if seen.client_id == client_id]
 
     def answer(
         self,
@@ -791,14 +821,8 @@ def serve_mtls_idp(directory: Path) -> Iterator[MtlsIdP]:
     idp = MtlsIdP(url="", pki=pki, context=context)
     http_server = _MtlsHTTPServer(idp, context)
     idp.url = f"https://127.0.0.1:{http_server.server_port}"
-    thread = threading.Thread(target=http_server.serve_forever, name="mtls-idp", daemon=True)
-    thread.start()
-    try:
+    with _serving(http_server, "mtls-idp"):
         yield idp
-    finally:
-        http_server.shutdown()
-        thread.join(timeout=10)
-        http_server.server_close()
 
 
 # 3. A forward proxy.
@@ -942,16 +966,47 @@ def serve_forward_proxy() -> Iterator[ForwardProxy]:
     proxy = ForwardProxy()
     http_server = _ProxyHTTPServer(proxy)
     proxy.url = f"http://127.0.0.1:{http_server.server_port}"
-    thread = threading.Thread(target=http_server.serve_forever, name="forward-proxy", daemon=True)
-    thread.start()
-    try:
+    with _serving(http_server, "forward-proxy"):
         yield proxy
-    finally:
-        http_server.shutdown()
-        thread.join(timeout=10)
-        http_server.server_close()
 
 
 def unresolvable_url(port: int, scheme: str = "http", path: str = TOKEN_PATH) -> str:
     """Return a token URL on :data:`UNRESOLVABLE_HOST` at ``port``: only :class:`ForwardProxy` reaches it."""
     return f"{scheme}://{UNRESOLVABLE_HOST}:{port}{path}"
+
+
+# Fixtures for the test modules that import them by their function names (``from tests.idp import
+# idp_server as idp_server``): each is registered under the short name a test asks for (``idp``...).
+
+
+@pytest.fixture(scope="module", name="idp")
+def idp_server() -> Iterator[AuthlibIdP]:
+    """Run Authlib's authorization server for the module."""
+    with serve_authlib_idp() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", name="mtls")
+def mtls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsIdP]:
+    """Run the mTLS token endpoint (and its test CA) for the module."""
+    with serve_mtls_idp(tmp_path_factory.mktemp("pki")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module", name="proxy")
+def forward_proxy() -> Iterator[ForwardProxy]:
+    """Run the forward proxy for the module."""
+    with serve_forward_proxy() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", name="rsa")
+def rsa_pair() -> KeyPair:
+    """Generate the module's registered RSA key."""
+    return rsa_key("rsa-2026")
+
+
+@pytest.fixture(scope="module", name="decoy")
+def decoy_pair() -> KeyPair:
+    """Generate a second RSA key for the same JWK Set, so the server must choose by ``kid``."""
+    return rsa_key("rsa-2025")

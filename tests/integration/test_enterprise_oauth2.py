@@ -15,12 +15,11 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from airflow_tokens.exceptions import TokenConfigError, TokenRequestError
 from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
@@ -37,15 +36,20 @@ from tests.idp import (
     MtlsIdP,
     SeenRequest,
     ec_key,
-    ed25519_key,
     jwks,
+    key_params,
     leaked_material,
     rsa_key,
-    serve_authlib_idp,
-    serve_forward_proxy,
-    serve_mtls_idp,
     unresolvable_url,
 )
+
+# The fixtures idp, mtls, proxy, rsa and decoy: pytest finds them in this module's namespace, and the
+# redundant aliases tell ruff they are re-exported, not unused (F401).
+from tests.idp import decoy_pair as decoy_pair
+from tests.idp import forward_proxy as forward_proxy
+from tests.idp import idp_server as idp_server
+from tests.idp import mtls_server as mtls_server
+from tests.idp import rsa_pair as rsa_pair
 
 CONN_ID = "idp"
 FAIL_FAST = RetryPolicy(max_attempts=1)
@@ -56,46 +60,13 @@ KEY_FIELDS = {"private_key", "private_key_file", "private_key_passphrase", "sign
 CERT_FIELDS = {"client_cert", "client_key", "client_private_key"}
 
 
-# Servers and keys, shared by the module.
+# Keys, shared by the module (the servers, rsa and decoy: tests/idp.py).
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[AuthlibIdP]:
-    """Run Authlib's authorization server for this module."""
-    with serve_authlib_idp() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsIdP]:
-    """Run the mTLS token endpoint (and its test CA) for this module."""
-    with serve_mtls_idp(tmp_path_factory.mktemp("pki")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def proxy() -> Iterator[ForwardProxy]:
-    """Run the forward proxy for this module."""
-    with serve_forward_proxy() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def rsa() -> KeyPair:
-    """Generate the RSA key the private_key_jwt clients are registered with."""
-    return rsa_key("rsa-2026")
-
-
-@pytest.fixture(scope="module")
-def decoy() -> KeyPair:
-    """Generate a second RSA key in the same JWK Set: the server must choose by ``kid``."""
-    return rsa_key("rsa-2025")
-
-
-@pytest.fixture(scope="module")
-def wrong_rsa() -> KeyPair:
-    """Generate an RSA key no client is registered with."""
-    return rsa_key("rsa-2026")  # the registered kid, the wrong key
+def wrong_rsa(rsa: KeyPair) -> KeyPair:
+    """Generate an RSA key no client is registered with, under the registered key's kid."""
+    return rsa_key(rsa.kid)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +78,7 @@ def p256() -> KeyPair:
 @pytest.fixture
 def rsa_client(idp: AuthlibIdP, rsa: KeyPair, decoy: KeyPair) -> str:
     """Register a private_key_jwt client whose JWK Set holds the decoy and the RSA key; return its ID."""
-    return idp.register("private_key_jwt", keys=jwks(decoy, rsa))
+    return jwt_client(idp, decoy, rsa)
 
 
 @pytest.fixture(autouse=True)
@@ -146,19 +117,56 @@ def connect(
     return OAuth2ClientCredentialsHook(oauth2_conn_id=CONN_ID, cache="memory", retry=FAIL_FAST)
 
 
-def rsa_hook(
-    monkeypatch: pytest.MonkeyPatch, idp: AuthlibIdP, client_id: str, key: KeyPair, **extra: Any
+def jwt_client(idp: AuthlibIdP, *pairs: KeyPair) -> str:
+    """Register a private_key_jwt client whose JWK Set holds ``pairs``; return its ID."""
+    return idp.register("private_key_jwt", keys=jwks(*pairs))
+
+
+def jwt_hook(
+    monkeypatch: pytest.MonkeyPatch,
+    idp: AuthlibIdP,
+    client_id: str,
+    key: KeyPair | None = None,
+    *,
+    url: str | None = None,
+    **extra: Any,
 ) -> OAuth2ClientCredentialsHook:
-    """Return a hook for ``client_id`` signing with ``key`` (private_key_jwt, PEM text, its kid)."""
+    """Return a private_key_jwt hook for ``client_id``: ``key``'s PEM and kid unless ``extra`` says else."""
+    if key is not None:
+        extra = {"private_key": key.private_pem(), "key_id": key.kid, **extra}
     return connect(
-        monkeypatch,
-        idp.token_url,
-        client_id,
-        client_auth_method="private_key_jwt",
-        private_key=key.private_pem(),
-        key_id=key.kid,
-        **extra,
+        monkeypatch, url or idp.token_url, client_id, client_auth_method="private_key_jwt", **extra
     )
+
+
+def secret_hook(
+    monkeypatch: pytest.MonkeyPatch,
+    idp: AuthlibIdP,
+    method: str,
+    secret: str,
+    *,
+    url: str | None = None,
+    **extra: Any,
+) -> tuple[OAuth2ClientCredentialsHook, str]:
+    """Register a ``method`` client with ``secret``; return a hook for it (at ``url`` if given) and its ID."""
+    client_id = idp.register(method, secret=secret)
+    hook = connect(monkeypatch, url or idp.token_url, client_id, secret, client_auth_method=method, **extra)
+    return hook, client_id
+
+
+def fetch(hook: OAuth2ClientCredentialsHook, driver: str) -> str:
+    """Return a token from ``hook``'s sync or async path, as ``driver`` says."""
+    return hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
+
+
+DRIVERS = pytest.mark.parametrize("driver", ["sync", "async"])
+
+
+def use_proxy(monkeypatch: pytest.MonkeyPatch, proxy: ForwardProxy, *variables: str) -> None:
+    """Forget what ``proxy`` has seen and point the environment ``variables`` (``HTTP_PROXY``...) at it."""
+    proxy.clear()
+    for name in variables:
+        monkeypatch.setenv(name, proxy.url)
 
 
 def check_assertion(
@@ -204,13 +212,35 @@ def sent(idp: AuthlibIdP | MtlsIdP) -> int:
         return len(idp.requests)
 
 
+def config_error(
+    server: AuthlibIdP | MtlsIdP, call: Callable[[], object], match: str | None = None
+) -> TokenConfigError:
+    """Return the TokenConfigError ``call`` raises, asserting ``server`` received no request meanwhile."""
+    before = sent(server)
+    with pytest.raises(TokenConfigError, match=match) as info:
+        call()
+    assert sent(server) == before
+    return info.value
+
+
+def invalid_client(hook: OAuth2ClientCredentialsHook, status: int) -> TokenRequestError:
+    """Return the TokenRequestError ``hook`` raises: the server's ``status`` and ``invalid_client``."""
+    with pytest.raises(TokenRequestError) as info:
+        hook.get_token()
+    error = info.value
+    assert error.status == status
+    assert error.vendor_message is not None
+    assert error.vendor_message.split(" - ")[0] == "invalid_client"
+    return error
+
+
 # private_key_jwt and client_secret_jwt (RFC 7523), verified by Authlib.
 
 
 def test_private_key_jwt_rsa_with_kid(
     idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
 ) -> None:
-    hook = rsa_hook(monkeypatch, idp, rsa_client, rsa, scope="read write")
+    hook = jwt_hook(monkeypatch, idp, rsa_client, rsa, scope="read write")
     token = hook.get_access_token()
     assert token.token_type == "Bearer"
     assert token.scope == ("read", "write")
@@ -225,7 +255,7 @@ def test_private_key_jwt_rsa_with_kid(
 def test_private_key_jwt_rsa_async(
     idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
 ) -> None:
-    hook = rsa_hook(monkeypatch, idp, rsa_client, rsa)
+    hook = jwt_hook(monkeypatch, idp, rsa_client, rsa)
 
     async def twice() -> tuple[str, str]:
         return await hook.aget_token(), await hook.aget_token()
@@ -240,50 +270,20 @@ def test_private_key_jwt_rsa_async(
 def test_private_key_jwt_ec_p256_defaults_to_es256(
     idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, p256: KeyPair
 ) -> None:
-    client_id = idp.register("private_key_jwt", keys=jwks(p256))
-    hook = connect(
-        monkeypatch,
-        idp.token_url,
-        client_id,
-        client_auth_method="private_key_jwt",
-        private_key=p256.private_pem(),
-        key_id=p256.kid,
-        scope="admin",
-    )
-    token = hook.get_access_token()
+    client_id = jwt_client(idp, p256)
+    token = jwt_hook(monkeypatch, idp, client_id, p256, scope="admin").get_access_token()
     assert token.scope == ("admin",)
     [seen] = idp.requests_of(client_id)
     check_assertion(seen, client_id, idp.token_url, "ES256", kid=p256.kid)
 
 
-@pytest.mark.parametrize(
-    ("make", "alg"),
-    [
-        pytest.param(lambda: rsa_key("pss"), "PS256", id="PS256"),
-        pytest.param(lambda: ec_key("p384", ec.SECP384R1()), "ES384", id="ES384"),
-        pytest.param(
-            lambda: ed25519_key("ed"),
-            "EdDSA",
-            id="EdDSA",
-            marks=pytest.mark.filterwarnings("ignore:EdDSA is deprecated"),
-        ),
-    ],
-)
+@pytest.mark.parametrize(("make", "alg"), key_params("PS256", "ES384", "EdDSA"))
 def test_private_key_jwt_other_algorithms(
-    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, make: Any, alg: str
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, make: Callable[[], KeyPair], alg: str
 ) -> None:
-    pair: KeyPair = make()
-    client_id = idp.register("private_key_jwt", keys=jwks(pair))
-    hook = connect(
-        monkeypatch,
-        idp.token_url,
-        client_id,
-        client_auth_method="private_key_jwt",
-        private_key=pair.private_pem(),
-        key_id=pair.kid,
-        signing_algorithm=alg,
-    )
-    assert hook.get_token()
+    pair = make()
+    client_id = jwt_client(idp, pair)
+    assert jwt_hook(monkeypatch, idp, client_id, pair, signing_algorithm=alg).get_token()
     [seen] = idp.requests_of(client_id)
     check_assertion(seen, client_id, idp.token_url, alg, kid=pair.kid)
 
@@ -291,15 +291,8 @@ def test_private_key_jwt_other_algorithms(
 def test_private_key_jwt_without_key_id_sends_no_kid(
     idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair
 ) -> None:
-    client_id = idp.register("private_key_jwt", keys=jwks(rsa))  # one key: no kid needed
-    hook = connect(
-        monkeypatch,
-        idp.token_url,
-        client_id,
-        client_auth_method="private_key_jwt",
-        private_key=rsa.private_pem(),
-    )
-    assert hook.get_token()
+    client_id = jwt_client(idp, rsa)  # one key: no kid needed
+    assert jwt_hook(monkeypatch, idp, client_id, rsa, key_id=None).get_token()
     [seen] = idp.requests_of(client_id)
     check_assertion(seen, client_id, idp.token_url, "RS256", kid=None)
 
@@ -307,15 +300,8 @@ def test_private_key_jwt_without_key_id_sends_no_kid(
 @pytest.mark.parametrize("alg", [None, "HS256", "HS384", "HS512"])
 def test_client_secret_jwt(idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, alg: str | None) -> None:
     secret = secrets.token_urlsafe(48)
-    client_id = idp.register("client_secret_jwt", secret=secret)
-    hook = connect(
-        monkeypatch,
-        idp.token_url,
-        client_id,
-        secret,
-        client_auth_method="client_secret_jwt",
-        signing_algorithm=alg,
-        scope="read",
+    hook, client_id = secret_hook(
+        monkeypatch, idp, "client_secret_jwt", secret, signing_algorithm=alg, scope="read"
     )
     token = hook.get_access_token()
     assert token.scope == ("read",)
@@ -332,20 +318,13 @@ def test_private_key_file_and_passphrase(
     plain, encrypted = tmp_path / "client.pem", tmp_path / "client-encrypted.pem"
     plain.write_text(rsa.private_pem())
     encrypted.write_text(rsa.private_pem(PASSPHRASE))
-    for extra in (
+    extras: list[dict[str, Any]] = [
         {"private_key_file": str(plain)},
         {"private_key_file": str(encrypted), "private_key_passphrase": PASSPHRASE},
         {"private_key": rsa.private_pem(PASSPHRASE), "private_key_passphrase": PASSPHRASE},
-    ):
-        hook = connect(
-            monkeypatch,
-            idp.token_url,
-            rsa_client,
-            client_auth_method="private_key_jwt",
-            key_id=rsa.kid,
-            **extra,
-        )
-        assert hook.get_token()
+    ]
+    for extra in extras:
+        assert jwt_hook(monkeypatch, idp, rsa_client, key_id=rsa.kid, **extra).get_token()
     assert idp.issued[rsa_client] == 3
     for seen in idp.requests_of(rsa_client):
         check_assertion(seen, rsa_client, idp.token_url, "RS256", kid=rsa.kid)
@@ -354,7 +333,7 @@ def test_private_key_file_and_passphrase(
 def test_assertion_audience_extra(
     idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
 ) -> None:
-    hook = rsa_hook(monkeypatch, idp, rsa_client, rsa, assertion_audience=idp.url)  # the issuer
+    hook = jwt_hook(monkeypatch, idp, rsa_client, rsa, assertion_audience=idp.url)  # the issuer
     assert hook.get_token()
     [seen] = idp.requests_of(rsa_client)
     check_assertion(seen, rsa_client, idp.url, "RS256", kid=rsa.kid)
@@ -363,7 +342,7 @@ def test_assertion_audience_extra(
 def test_every_assertion_is_fresh(
     idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
 ) -> None:
-    hook = rsa_hook(monkeypatch, idp, rsa_client, rsa)
+    hook = jwt_hook(monkeypatch, idp, rsa_client, rsa)
     first = hook.get_access_token(force_refresh=True)
     second = hook.get_access_token(force_refresh=True)
     assert first.token != second.token
@@ -383,13 +362,8 @@ def test_wrong_key_is_the_servers_invalid_client(
     rsa_client: str,
     debug_logs: pytest.LogCaptureFixture,
 ) -> None:
-    hook = rsa_hook(monkeypatch, idp, rsa_client, wrong_rsa)
-    with pytest.raises(TokenRequestError) as info:
-        hook.get_token()
-    error = info.value
-    assert error.status == 400  # Authlib answers a failed assertion with 400 (RFC 6749 5.2: 400 or 401)
-    assert error.vendor_message is not None
-    assert error.vendor_message.split(" - ")[0] == "invalid_client"
+    # Authlib answers a failed assertion with 400 (RFC 6749 5.2: 400 or 401).
+    error = invalid_client(jwt_hook(monkeypatch, idp, rsa_client, wrong_rsa), 400)
     assert error.attempts == 1
     assert idp.issued[rsa_client] == 0
     assert len(idp.requests_of(rsa_client)) == 1
@@ -456,21 +430,13 @@ def test_key_that_cannot_sign_is_a_config_error_before_any_request(
     case: str,
 ) -> None:
     extra, pem = bad_key_cases(rsa, p256, tmp_path)[case]
-    client_id = idp.register("private_key_jwt", keys=jwks(rsa, p256))
-    before = sent(idp)
-    with pytest.raises(TokenConfigError) as info:
-        connect(
-            monkeypatch,
-            idp.token_url,
-            client_id,
-            client_auth_method="private_key_jwt",
-            key_id=rsa.kid,
-            **extra,
-        ).get_token()
-    error = info.value
+    client_id = jwt_client(idp, rsa, p256)
+    # Nothing is sent.
+    error = config_error(
+        idp, lambda: jwt_hook(monkeypatch, idp, client_id, key_id=rsa.kid, **extra).get_token()
+    )
     assert error.conn_id == CONN_ID
     assert error.field in KEY_FIELDS, error
-    assert sent(idp) == before  # nothing was sent
     assert idp.requests_of(client_id) == []
     assert_no_key_material(pem, str(error), repr(error), debug_logs.text)
     assert PASSPHRASE not in str(error) + repr(error) + debug_logs.text
@@ -482,40 +448,28 @@ def test_client_secret_jwt_refuses_a_non_hmac_algorithm(
     idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, debug_logs: pytest.LogCaptureFixture, alg: str
 ) -> None:
     secret = secrets.token_urlsafe(48)
-    client_id = idp.register("client_secret_jwt", secret=secret)
-    before = sent(idp)
-    with pytest.raises(TokenConfigError) as info:
-        connect(
-            monkeypatch,
-            idp.token_url,
-            client_id,
-            secret,
-            client_auth_method="client_secret_jwt",
-            signing_algorithm=alg,
-        ).get_token()
-    assert info.value.field in KEY_FIELDS, info.value
-    assert sent(idp) == before
-    assert secret not in str(info.value) + repr(info.value) + debug_logs.text
+    error = config_error(
+        idp,
+        lambda: secret_hook(monkeypatch, idp, "client_secret_jwt", secret, signing_algorithm=alg)[
+            0
+        ].get_token(),
+    )
+    assert error.field in KEY_FIELDS, error
+    assert secret not in str(error) + repr(error) + debug_logs.text
 
 
 def test_async_key_that_cannot_sign_is_a_config_error(
     idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, debug_logs: pytest.LogCaptureFixture
 ) -> None:
-    client_id = idp.register("private_key_jwt", keys=jwks(rsa))
+    client_id = jwt_client(idp, rsa)
     garbage = garbage_pem()
-    before = sent(idp)
 
-    async def fetch() -> str:
-        hook = connect(
-            monkeypatch, idp.token_url, client_id, client_auth_method="private_key_jwt", private_key=garbage
-        )
-        return await hook.aget_token()
+    async def fetch_async() -> str:
+        return await jwt_hook(monkeypatch, idp, client_id, private_key=garbage).aget_token()
 
-    with pytest.raises(TokenConfigError) as info:
-        asyncio.run(fetch())
-    assert info.value.field in KEY_FIELDS, info.value
-    assert sent(idp) == before
-    assert_no_key_material(garbage, str(info.value), repr(info.value), debug_logs.text)
+    error = config_error(idp, lambda: asyncio.run(fetch_async()))
+    assert error.field in KEY_FIELDS, error
+    assert_no_key_material(garbage, str(error), repr(error), debug_logs.text)
 
 
 # tls_client_auth and self_signed_tls_client_auth (RFC 8705).
@@ -528,8 +482,35 @@ def cert_extras(cert: CertFiles, form: str) -> dict[str, str]:
     return {"client_cert": str(cert.cert_path), "client_key": str(cert.key_path)}
 
 
-def check_mtls_request(seen: SeenRequest, client_id: str) -> None:
-    """Assert ``seen`` carried the client ID in the form, no secret, and the client's certificate."""
+def mtls_hook(
+    monkeypatch: pytest.MonkeyPatch,
+    mtls: MtlsIdP,
+    client_id: str,
+    cert: CertFiles | None = None,
+    form: str = "pem",
+    *,
+    method: str = "tls_client_auth",
+    password: str | None = None,
+    url: str | None = None,
+    **extra: Any,
+) -> OAuth2ClientCredentialsHook:
+    """Return a ``method`` hook for ``client_id`` at the mTLS endpoint (or ``url``), ``cert`` in ``form``."""
+    if cert is not None:
+        extra = {**cert_extras(cert, form), **extra}
+    return connect(
+        monkeypatch,
+        url or mtls.token_url,
+        client_id,
+        password,
+        client_auth_method=method,
+        ca_bundle=str(mtls.ca_path),
+        **extra,
+    )
+
+
+def check_mtls_request(mtls: MtlsIdP, client_id: str) -> None:
+    """Assert ``client_id``'s one request carried its ID in the form, no secret, and its certificate."""
+    [seen] = mtls.requests_of(client_id)
     assert seen.status == 200
     assert seen.form["grant_type"] == "client_credentials"
     assert seen.form["client_id"] == client_id
@@ -542,64 +523,32 @@ def check_mtls_request(seen: SeenRequest, client_id: str) -> None:
 @pytest.mark.parametrize("form", ["pem", "path"])
 def test_tls_client_auth(mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
     client_id, cert = mtls.register_tls_client()
-    hook = connect(
-        monkeypatch,
-        mtls.token_url,
-        client_id,
-        client_auth_method="tls_client_auth",
-        ca_bundle=str(mtls.ca_path),
-        scope="read",
-        **cert_extras(cert, form),
-    )
+    hook = mtls_hook(monkeypatch, mtls, client_id, cert, form, scope="read")
     token = hook.get_access_token()
     assert token.token.startswith("mtls-")
     assert token.scope == ("read",)
     assert token.lifetime == TOKEN_LIFETIME
     assert hook.get_token() == token.token
-    [seen] = mtls.requests_of(client_id)
-    check_mtls_request(seen, client_id)
+    check_mtls_request(mtls, client_id)
 
 
 def test_tls_client_auth_async(mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch) -> None:
     client_id, cert = mtls.register_tls_client()
-    hook = connect(
-        monkeypatch,
-        mtls.token_url,
-        client_id,
-        client_auth_method="tls_client_auth",
-        ca_bundle=str(mtls.ca_path),
-        **cert_extras(cert, "pem"),
-    )
-    assert asyncio.run(hook.aget_token()).startswith("mtls-")
-    [seen] = mtls.requests_of(client_id)
-    check_mtls_request(seen, client_id)
+    assert asyncio.run(mtls_hook(monkeypatch, mtls, client_id, cert).aget_token()).startswith("mtls-")
+    check_mtls_request(mtls, client_id)
 
 
 def test_self_signed_tls_client_auth(mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch) -> None:
     client_id, cert = mtls.register_self_signed_client()
-    hook = connect(
-        monkeypatch,
-        mtls.token_url,
-        client_id,
-        client_auth_method="self_signed_tls_client_auth",
-        ca_bundle=str(mtls.ca_path),
-        **cert_extras(cert, "path"),
-    )
+    hook = mtls_hook(monkeypatch, mtls, client_id, cert, "path", method="self_signed_tls_client_auth")
     assert hook.get_token().startswith("mtls-")
-    [seen] = mtls.requests_of(client_id)
-    check_mtls_request(seen, client_id)
+    check_mtls_request(mtls, client_id)
 
 
 def test_client_certificate_with_client_secret_basic(mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch) -> None:
     client_id, cert = mtls.register_tls_client(secret="both factors ö")
-    hook = connect(
-        monkeypatch,
-        mtls.token_url,
-        client_id,
-        "both factors ö",
-        client_auth_method="client_secret_basic",
-        ca_bundle=str(mtls.ca_path),
-        **cert_extras(cert, "pem"),
+    hook = mtls_hook(
+        monkeypatch, mtls, client_id, cert, method="client_secret_basic", password="both factors ö"
     )
     assert hook.get_token().startswith("mtls-")
     [seen] = mtls.requests_of(client_id)
@@ -613,19 +562,7 @@ def test_certificate_of_another_client_is_invalid_client(
 ) -> None:
     client_id, _ = mtls.register_tls_client()
     _, other = mtls.register_tls_client()
-    hook = connect(
-        monkeypatch,
-        mtls.token_url,
-        client_id,
-        client_auth_method="tls_client_auth",
-        ca_bundle=str(mtls.ca_path),
-        **cert_extras(other, "path"),
-    )
-    with pytest.raises(TokenRequestError) as info:
-        hook.get_token()
-    assert info.value.status == 401
-    assert info.value.vendor_message is not None
-    assert info.value.vendor_message.split(" - ")[0] == "invalid_client"
+    invalid_client(mtls_hook(monkeypatch, mtls, client_id, other, "path"), 401)
     assert mtls.issued[client_id] == 0
 
 
@@ -633,14 +570,7 @@ def test_no_client_certificate_fails_the_tls_handshake(
     mtls: MtlsIdP, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client_id, _ = mtls.register_tls_client(secret="s3cret")
-    hook = connect(
-        monkeypatch,
-        mtls.token_url,
-        client_id,
-        "s3cret",
-        client_auth_method="client_secret_post",
-        ca_bundle=str(mtls.ca_path),
-    )
+    hook = mtls_hook(monkeypatch, mtls, client_id, method="client_secret_post", password="s3cret")
     with pytest.raises(TokenRequestError) as info:
         hook.get_token()
     error = info.value
@@ -656,20 +586,14 @@ def test_client_key_that_does_not_load_is_a_config_error(
 ) -> None:
     client_id, cert = mtls.register_tls_client()
     garbage = garbage_pem()
-    before = sent(mtls)
-    with pytest.raises(TokenConfigError) as info:
-        connect(
-            monkeypatch,
-            mtls.token_url,
-            client_id,
-            client_auth_method="tls_client_auth",
-            ca_bundle=str(mtls.ca_path),
-            client_cert=cert.cert_pem,
-            client_private_key=garbage,
-        ).get_token()
-    assert info.value.field in CERT_FIELDS, info.value
-    assert sent(mtls) == before
-    assert_no_key_material(garbage, str(info.value), repr(info.value), debug_logs.text)
+    error = config_error(
+        mtls,
+        lambda: mtls_hook(
+            monkeypatch, mtls, client_id, client_cert=cert.cert_pem, client_private_key=garbage
+        ).get_token(),
+    )
+    assert error.field in CERT_FIELDS, error
+    assert_no_key_material(garbage, str(error), repr(error), debug_logs.text)
 
 
 def test_pem_text_in_client_key_is_refused_because_airflow_would_show_it(
@@ -681,20 +605,15 @@ def test_pem_text_in_client_key_is_refused_because_airflow_would_show_it(
     assert not should_hide_value_for_key("client_key")
     assert should_hide_value_for_key("client_private_key")
     client_id, cert = mtls.register_tls_client()
-    before = sent(mtls)
-    with pytest.raises(TokenConfigError, match="move it to client_private_key") as info:
-        connect(
-            monkeypatch,
-            mtls.token_url,
-            client_id,
-            client_auth_method="tls_client_auth",
-            ca_bundle=str(mtls.ca_path),
-            client_cert=cert.cert_pem,
-            client_key=cert.key_pem,
-        ).get_token()
-    assert info.value.field == "client_key"
-    assert sent(mtls) == before
-    assert_no_key_material(cert.key_pem, str(info.value), repr(info.value))
+    error = config_error(
+        mtls,
+        lambda: mtls_hook(
+            monkeypatch, mtls, client_id, client_cert=cert.cert_pem, client_key=cert.key_pem
+        ).get_token(),
+        match="move it to client_private_key",
+    )
+    assert error.field == "client_key"
+    assert_no_key_material(cert.key_pem, str(error), repr(error))
 
 
 def test_a_key_of_another_certificate_is_refused_before_any_request(
@@ -702,18 +621,13 @@ def test_a_key_of_another_certificate_is_refused_before_any_request(
 ) -> None:
     client_id, cert = mtls.register_tls_client()
     _, other = mtls.register_tls_client()
-    before = sent(mtls)
-    with pytest.raises(TokenConfigError, match="does not belong to client_cert"):
-        connect(
-            monkeypatch,
-            mtls.token_url,
-            client_id,
-            client_auth_method="tls_client_auth",
-            ca_bundle=str(mtls.ca_path),
-            client_cert=cert.cert_pem,
-            client_private_key=other.key_pem,
-        ).get_token()
-    assert sent(mtls) == before
+    config_error(
+        mtls,
+        lambda: mtls_hook(
+            monkeypatch, mtls, client_id, client_cert=cert.cert_pem, client_private_key=other.key_pem
+        ).get_token(),
+        match="does not belong to client_cert",
+    )
 
 
 # Per-call scope, audience and resource.
@@ -722,15 +636,7 @@ def test_a_key_of_another_certificate_is_refused_before_any_request(
 def test_two_scopes_on_one_connection_are_two_tokens(
     idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client_id = idp.register("client_secret_basic", secret="scoped")
-    hook = connect(
-        monkeypatch,
-        idp.token_url,
-        client_id,
-        "scoped",
-        client_auth_method="client_secret_basic",
-        scope="read write",
-    )
+    hook, client_id = secret_hook(monkeypatch, idp, "client_secret_basic", "scoped", scope="read write")
     reads = [hook.get_token(scope="read") for _ in range(3)]
     writes = [hook.get_token(scope="write") for _ in range(3)]
     defaults = [hook.get_token() for _ in range(2)]
@@ -748,8 +654,7 @@ def test_two_scopes_on_one_connection_are_two_tokens(
 
 
 def test_per_call_scope_async(idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch) -> None:
-    client_id = idp.register("client_secret_post", secret="scoped")
-    hook = connect(monkeypatch, idp.token_url, client_id, "scoped", client_auth_method="client_secret_post")
+    hook, client_id = secret_hook(monkeypatch, idp, "client_secret_post", "scoped")
 
     async def calls() -> list[str]:
         return [
@@ -766,15 +671,8 @@ def test_per_call_scope_async(idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_per_call_audience_and_resource(idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch) -> None:
-    client_id = idp.register("client_secret_post", secret="aimed")
-    hook = connect(
-        monkeypatch,
-        idp.token_url,
-        client_id,
-        "aimed",
-        client_auth_method="client_secret_post",
-        scope="read",
-        audience="api://default",
+    hook, client_id = secret_hook(
+        monkeypatch, idp, "client_secret_post", "aimed", scope="read", audience="api://default"
     )
     asked = [
         {},
@@ -804,117 +702,80 @@ def proxied_hook(
     monkeypatch: pytest.MonkeyPatch, idp: AuthlibIdP, **extra: Any
 ) -> tuple[OAuth2ClientCredentialsHook, str, str]:
     """Return a hook whose token URL only the proxy can reach (client_secret_post), its client and URL."""
-    client_id = idp.register("client_secret_post", secret="through the proxy")
     url = unresolvable_url(idp.port)
-    hook = connect(
-        monkeypatch,
-        url,
-        client_id,
-        "through the proxy",
-        client_auth_method="client_secret_post",
-        allow_http=True,
-        **extra,
+    hook, client_id = secret_hook(
+        monkeypatch, idp, "client_secret_post", "through the proxy", url=url, allow_http=True, **extra
     )
     return hook, client_id, url
 
 
-@pytest.mark.parametrize("driver", ["sync", "async"])
-def test_proxies_extra(
-    idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
+@DRIVERS
+@pytest.mark.parametrize("via", ["proxies-extra", "HTTP_PROXY"])
+def test_proxies_extra_and_http_proxy_variable(
+    idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, via: str, driver: str
 ) -> None:
-    proxy.clear()
-    hook, client_id, url = proxied_hook(monkeypatch, idp, proxies={"http": proxy.url, "https": proxy.url})
-    token = hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
-    assert token
+    use_proxy(monkeypatch, proxy)
+    extra: dict[str, Any] = {}
+    if via == "HTTP_PROXY":
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    else:
+        extra["proxies"] = {"http": proxy.url, "https": proxy.url}
+    hook, client_id, url = proxied_hook(monkeypatch, idp, **extra)
+    assert fetch(hook, driver)
     assert proxy.targets() == [url]
     assert idp.issued[client_id] == 1
     [seen] = idp.requests_of(client_id)
     assert seen.headers["host"] == f"{UNRESOLVABLE_HOST}:{idp.port}"
 
 
-@pytest.mark.parametrize("driver", ["sync", "async"])
-def test_http_proxy_variable(
-    idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
-) -> None:
-    proxy.clear()
-    monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    hook, client_id, url = proxied_hook(monkeypatch, idp)
-    token = hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
-    assert token
-    assert proxy.targets() == [url]
-    assert idp.issued[client_id] == 1
-
-
-@pytest.mark.parametrize("driver", ["sync", "async"])
+@DRIVERS
 def test_https_proxy_variable_tunnels_to_the_mtls_endpoint(
     mtls: MtlsIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
 ) -> None:
-    proxy.clear()
-    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    use_proxy(monkeypatch, proxy, "HTTPS_PROXY")
     client_id, cert = mtls.register_tls_client()
-    hook = connect(
-        monkeypatch,
-        unresolvable_url(mtls.port, scheme="https"),
-        client_id,
-        client_auth_method="tls_client_auth",
-        ca_bundle=str(mtls.ca_path),
-        **cert_extras(cert, "path"),
+    hook = mtls_hook(
+        monkeypatch, mtls, client_id, cert, "path", url=unresolvable_url(mtls.port, scheme="https")
     )
-    token = hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
-    assert token.startswith("mtls-")
+    assert fetch(hook, driver).startswith("mtls-")
     [tunnel] = proxy.requests
     assert (tunnel.method, tunnel.target) == ("CONNECT", f"{UNRESOLVABLE_HOST}:{mtls.port}")
-    [seen] = mtls.requests_of(client_id)
-    check_mtls_request(seen, client_id)
+    check_mtls_request(mtls, client_id)
 
 
 def test_private_key_jwt_through_the_proxy(
     idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, rsa_client: str
 ) -> None:
-    proxy.clear()
+    use_proxy(monkeypatch, proxy)
     url = unresolvable_url(idp.port)
     monkeypatch.setattr(idp, "audiences", [*idp.audiences, url])  # the server is known by this URL too
-    hook = connect(
-        monkeypatch,
-        url,
-        rsa_client,
-        client_auth_method="private_key_jwt",
-        private_key=rsa.private_pem(),
-        key_id=rsa.kid,
-        allow_http=True,
-        proxies={"http": proxy.url},
-    )
+    hook = jwt_hook(monkeypatch, idp, rsa_client, rsa, url=url, allow_http=True, proxies={"http": proxy.url})
     assert hook.get_token()
     assert proxy.targets() == [url]
     [seen] = idp.requests_of(rsa_client)
     check_assertion(seen, rsa_client, url, "RS256", kid=rsa.kid)
 
 
-@pytest.mark.parametrize("driver", ["sync", "async"])
+@DRIVERS
 def test_no_proxy_variable_bypasses_the_proxy(
     idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
 ) -> None:
-    proxy.clear()
-    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    use_proxy(monkeypatch, proxy, "HTTP_PROXY")
     monkeypatch.setenv("NO_PROXY", UNRESOLVABLE_HOST)
     hook, client_id, _ = proxied_hook(monkeypatch, idp)
     with pytest.raises(TokenRequestError) as info:
-        hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
+        fetch(hook, driver)
     assert info.value.status is None  # the name does not resolve without the proxy
     assert proxy.targets() == []
     assert idp.requests_of(client_id) == []
 
 
-@pytest.mark.parametrize("driver", ["sync", "async"])
+@DRIVERS
 def test_loopback_token_url_is_never_proxied(
     idp: AuthlibIdP, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch, driver: str
 ) -> None:
-    proxy.clear()
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.setenv(name, proxy.url)
-    client_id = idp.register("client_secret_post", secret="direct")
-    hook = connect(monkeypatch, idp.token_url, client_id, "direct", client_auth_method="client_secret_post")
-    token = hook.get_token() if driver == "sync" else asyncio.run(hook.aget_token())
-    assert token
+    use_proxy(monkeypatch, proxy, "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+    hook, client_id = secret_hook(monkeypatch, idp, "client_secret_post", "direct")
+    assert fetch(hook, driver)
     assert proxy.targets() == []
     assert idp.issued[client_id] == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,57 +12,27 @@ import httpx
 import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.idp import (
     ASSERTION_TYPE,
     AuthlibIdP,
+    CertFiles,
     ForwardProxy,
     KeyPair,
     MtlsIdP,
-    ec_key,
-    ed25519_key,
     jwks,
+    key_params,
     leaked_material,
-    rsa_key,
-    serve_authlib_idp,
-    serve_forward_proxy,
-    serve_mtls_idp,
     unresolvable_url,
 )
 
-
-@pytest.fixture(scope="module")
-def idp() -> Iterator[AuthlibIdP]:
-    """Run Authlib's server for this module."""
-    with serve_authlib_idp() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsIdP]:
-    """Run the mTLS token endpoint for this module."""
-    with serve_mtls_idp(tmp_path_factory.mktemp("pki")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def proxy() -> Iterator[ForwardProxy]:
-    """Run the forward proxy for this module."""
-    with serve_forward_proxy() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def rsa() -> KeyPair:
-    """Generate the module's registered RSA key."""
-    return rsa_key("rsa-1")
-
-
-@pytest.fixture(scope="module")
-def decoy() -> KeyPair:
-    """Generate a second RSA key in the same JWK Set, so the server must choose by ``kid``."""
-    return rsa_key("rsa-0")
+# The fixtures idp, mtls, proxy, rsa and decoy: pytest finds them in this module's namespace, and the
+# redundant aliases tell ruff they are re-exported, not unused (F401).
+from tests.idp import decoy_pair as decoy_pair
+from tests.idp import forward_proxy as forward_proxy
+from tests.idp import idp_server as idp_server
+from tests.idp import mtls_server as mtls_server
+from tests.idp import rsa_pair as rsa_pair
 
 
 @pytest.fixture
@@ -90,18 +60,32 @@ def assertion(
     return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid} if kid else None)
 
 
+def grant(**fields: str) -> dict[str, str]:
+    """Return the form of a client-credentials request with ``fields``."""
+    return {"grant_type": "client_credentials", **fields}
+
+
 def post_assertion(
     session: requests.Session, idp: AuthlibIdP, signed: str, **form: str
 ) -> tuple[int, dict[str, Any]]:
     """Post a client-credentials request that authenticates with ``signed``; return status and JSON."""
-    data = {
-        "grant_type": "client_credentials",
-        "client_assertion_type": ASSERTION_TYPE,
-        "client_assertion": signed,
-        **form,
-    }
+    data = grant(client_assertion_type=ASSERTION_TYPE, client_assertion=signed, **form)
     response = session.post(idp.token_url, data=data, timeout=10)
     return response.status_code, response.json()
+
+
+def post_mtls(
+    session: requests.Session,
+    mtls: MtlsIdP,
+    form: dict[str, str],
+    cert: CertFiles | None,
+    url: str | None = None,
+    **options: Any,
+) -> requests.Response:
+    """Post ``form`` to the mTLS token endpoint (or ``url``) with ``cert``, trusting the test CA."""
+    if cert is not None:
+        options["cert"] = (str(cert.cert_path), str(cert.key_path))
+    return session.post(url or mtls.token_url, data=form, verify=str(mtls.ca_path), timeout=10, **options)
 
 
 def test_client_secret_jwt_hs256_is_granted_the_scope_asked(
@@ -167,24 +151,11 @@ def test_private_key_jwt_wrong_key_is_invalid_client(
     assert idp.issued[client_id] == 0
 
 
-@pytest.mark.parametrize(
-    ("make", "alg"),
-    [
-        pytest.param(lambda: ec_key("ec-256"), "ES256", id="ES256"),
-        pytest.param(lambda: ec_key("ec-384", ec.SECP384R1()), "ES384", id="ES384"),
-        pytest.param(
-            lambda: ed25519_key("ed"),
-            "EdDSA",
-            id="EdDSA",
-            marks=pytest.mark.filterwarnings("ignore:EdDSA is deprecated"),
-        ),
-        pytest.param(lambda: rsa_key("rsa-pss"), "PS256", id="PS256"),
-    ],
-)
+@pytest.mark.parametrize(("make", "alg"), key_params("ES256", "ES384", "EdDSA", "PS256"))
 def test_private_key_jwt_other_algorithms_are_accepted(
-    session: requests.Session, idp: AuthlibIdP, make: Any, alg: str
+    session: requests.Session, idp: AuthlibIdP, make: Callable[[], KeyPair], alg: str
 ) -> None:
-    pair: KeyPair = make()
+    pair = make()
     client_id = idp.register("private_key_jwt", keys=jwks(pair))
     signed = assertion(pair.private, client_id, idp.token_url, alg, kid=pair.kid)
     status, body = post_assertion(session, idp, signed)
@@ -240,12 +211,7 @@ def test_a_secret_jwt_client_cannot_use_an_rsa_assertion_and_none_is_refused(
 def test_secret_methods_and_extra_fields(session: requests.Session, idp: AuthlibIdP) -> None:
     basic = idp.register("client_secret_basic", secret="b-secret")
     post = idp.register("client_secret_post", secret="p-secret")
-    form = {
-        "grant_type": "client_credentials",
-        "scope": "read",
-        "audience": "api://x",
-        "resource": "https://r",
-    }
+    form = grant(scope="read", audience="api://x", resource="https://r")
     answer = session.post(idp.token_url, data=form, auth=(basic, "b-secret"), timeout=10)
     assert answer.status_code == 200, answer.text
     assert answer.json()["scope"] == "read"
@@ -285,13 +251,7 @@ def test_encrypted_private_pem_loads_with_its_passphrase(rsa: KeyPair) -> None:
 
 def test_mtls_tls_client_auth(session: requests.Session, mtls: MtlsIdP) -> None:
     client_id, cert = mtls.register_tls_client()
-    answer = session.post(
-        mtls.token_url,
-        data={"grant_type": "client_credentials", "client_id": client_id, "scope": "read"},
-        cert=(str(cert.cert_path), str(cert.key_path)),
-        verify=str(mtls.ca_path),
-        timeout=10,
-    )
+    answer = post_mtls(session, mtls, grant(client_id=client_id, scope="read"), cert)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["token_type"] == "Bearer"
@@ -307,13 +267,7 @@ def test_mtls_certificate_of_another_client_is_invalid_client(
 ) -> None:
     client_id, _ = mtls.register_tls_client()
     _, other = mtls.register_tls_client()
-    answer = session.post(
-        mtls.token_url,
-        data={"grant_type": "client_credentials", "client_id": client_id},
-        cert=(str(other.cert_path), str(other.key_path)),
-        verify=str(mtls.ca_path),
-        timeout=10,
-    )
+    answer = post_mtls(session, mtls, grant(client_id=client_id), other)
     assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
     assert mtls.issued[client_id] == 0
 
@@ -322,12 +276,7 @@ def test_mtls_without_a_certificate_fails_the_handshake(session: requests.Sessio
     client_id, _ = mtls.register_tls_client()
     before = len(mtls.failures)
     with pytest.raises(requests.exceptions.RequestException):
-        session.post(
-            mtls.token_url,
-            data={"grant_type": "client_credentials", "client_id": client_id},
-            verify=str(mtls.ca_path),
-            timeout=10,
-        )
+        post_mtls(session, mtls, grant(client_id=client_id), None)
     deadline = time.monotonic() + 5
     while len(mtls.failures) == before and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -337,30 +286,16 @@ def test_mtls_without_a_certificate_fails_the_handshake(session: requests.Sessio
 
 def test_mtls_self_signed_and_secret_combined(session: requests.Session, mtls: MtlsIdP) -> None:
     client_id, cert = mtls.register_self_signed_client()
-    form = {"grant_type": "client_credentials", "client_id": client_id}
-    pair = (str(cert.cert_path), str(cert.key_path))
-    answer = session.post(mtls.token_url, data=form, cert=pair, verify=str(mtls.ca_path), timeout=10)
+    form = grant(client_id=client_id)
+    answer = post_mtls(session, mtls, form, cert)
     assert answer.status_code == 200, answer.text
     other_id, _ = mtls.register_self_signed_client()
-    answer = session.post(
-        mtls.token_url, data={**form, "client_id": other_id}, cert=pair, verify=str(mtls.ca_path), timeout=10
-    )
+    answer = post_mtls(session, mtls, {**form, "client_id": other_id}, cert)
     assert answer.status_code == 401
     secret_id, secret_cert = mtls.register_tls_client(secret="mtls-secret")
-    pair = (str(secret_cert.cert_path), str(secret_cert.key_path))
-    data = {"grant_type": "client_credentials"}
-    ok = session.post(
-        mtls.token_url,
-        data=data,
-        auth=(secret_id, "mtls-secret"),
-        cert=pair,
-        verify=str(mtls.ca_path),
-        timeout=10,
-    )
+    ok = post_mtls(session, mtls, grant(), secret_cert, auth=(secret_id, "mtls-secret"))
     assert ok.status_code == 200, ok.text
-    bad = session.post(
-        mtls.token_url, data=data, auth=(secret_id, "wrong"), cert=pair, verify=str(mtls.ca_path), timeout=10
-    )
+    bad = post_mtls(session, mtls, grant(), secret_cert, auth=(secret_id, "wrong"))
     assert bad.status_code == 401
 
 
@@ -373,7 +308,7 @@ def test_proxy_forwards_absolute_form_requests(
     proxy.clear()
     client_id = idp.register("client_secret_post", secret="proxied")
     url = unresolvable_url(idp.port)
-    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": "proxied"}
+    form = grant(client_id=client_id, client_secret="proxied")
     answer = session.post(url, data=form, proxies={"http": proxy.url}, timeout=10)
     assert answer.status_code == 200, answer.text
     with httpx.Client(proxy=proxy.url, trust_env=False) as client:
@@ -391,14 +326,7 @@ def test_proxy_tunnels_connect_to_the_mtls_endpoint(
     proxy.clear()
     client_id, cert = mtls.register_tls_client()
     url = unresolvable_url(mtls.port, scheme="https")
-    answer = session.post(
-        url,
-        data={"grant_type": "client_credentials", "client_id": client_id},
-        cert=(str(cert.cert_path), str(cert.key_path)),
-        verify=str(mtls.ca_path),
-        proxies={"https": proxy.url},
-        timeout=10,
-    )
+    answer = post_mtls(session, mtls, grant(client_id=client_id), cert, url, proxies={"https": proxy.url})
     assert answer.status_code == 200, answer.text
     [seen] = proxy.requests
     assert (seen.method, seen.target, seen.host) == (
