@@ -5,6 +5,11 @@ from the unpacked sdist: a file the sdist leaves out is missing from the wheel t
 installed with its declared dependencies (and no others) into a new virtual environment, and used from
 a folder outside the checkout in isolated mode (``python -I``), so nothing can come from the checkout or
 from this environment: a module, a data file or a dependency that the wheel lacks fails here.
+
+The ``pip install`` lines of the README and ``docs/`` (their ``<!-- example: install -->`` blocks, see
+``tests/test_docs_examples.py``) run here against the wheel: the quick start's in a new virtual environment,
+followed by the rest of the quick start as written (its emulator, its connection, its DAG); the others are
+resolved with ``uv pip install --dry-run``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -27,6 +33,14 @@ import pytest
 
 from airflow_tokens import __version__
 from airflow_tokens.get_provider_info import get_provider_info
+from tests.test_docs_examples import (
+    Example,
+    all_examples,
+    quick_start,
+    run_shell_session,
+    saved_path,
+    start_server,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "airflow_tokens"
@@ -49,6 +63,10 @@ REQUIRED = {
 }
 #: The extra that names what ``airflow_tokens.testing`` needs beyond the package itself.
 TESTING_EXTRA = "testing"
+#: The extra that brings the HTTP provider ``airflow_tokens.http`` builds on.
+HTTP_EXTRA = "http"
+#: The kinds of example the quick start may hold: what a reader types into a terminal, and the DAG file.
+QUICK_START_KINDS = {"install", "shell", "server", "dag"}
 #: Imports that need no declaration, by module: each runs only where its caller has brought it.
 UNDECLARED = {
     # Loaded through the pytest11 entry point, that is by pytest itself.
@@ -217,7 +235,7 @@ def test_twine_accepts_both_distributions(dists: Dists) -> None:
 
 @pytest.fixture(scope="module")
 def installed(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Install the wheel, its testing extra and pytest (for its plugin) into a new virtual environment."""
+    """Install the wheel with its testing and http extras, and pytest (for its plugin), into a new venv."""
     venv = tmp_path_factory.mktemp("wheel-venv") / "venv"
     uv = (sys.executable, "-m", "uv")
     run(*uv, "venv", "--quiet", "--python", sys.executable, venv, env=clean_env(), timeout=INSTALL_TIMEOUT)
@@ -228,7 +246,7 @@ def installed(dists: Dists, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--quiet",
         "--python",
         venv / "bin" / "python",
-        f"airflow-tokens[{TESTING_EXTRA}] @ {dists.wheel.as_uri()}",
+        f"airflow-tokens[{TESTING_EXTRA},{HTTP_EXTRA}] @ {dists.wheel.as_uri()}",
         "pytest",
         env=clean_env(),
         timeout=INSTALL_TIMEOUT,
@@ -370,3 +388,129 @@ def is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
     )
+
+
+# ------------------------------------------------------------------- the install lines of the docs
+
+
+def is_the_package(requirement: str) -> bool:
+    """Tell whether a ``pip install`` argument is a requirement of this package (with extras or a version)."""
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+    return match is not None and canonical(match[0]) == canonical(PACKAGE)
+
+
+def quick_start_installs() -> list[Example]:
+    """Return the install examples of the README's quick start."""
+    return [example for example in quick_start() if example.kind == "install"]
+
+
+def other_installs() -> list[Example]:
+    """Return every other install example of the README and ``docs/``."""
+    ours = quick_start_installs()
+    return [example for example in all_examples(["install"]) if example not in ours]
+
+
+def install_commands(example: Example, wheel: Path, python: Path, *options: str) -> list[list[str]]:
+    """Return an install example's ``pip install`` lines as uv commands for ``python``, with the wheel."""
+    from packaging.requirements import Requirement
+
+    commands = []
+    for line in example.code.splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        assert words[:2] == ["pip", "install"], line
+        arguments = []
+        for word in words[2:]:
+            if is_the_package(word):
+                requirement = Requirement(word)
+                assert requirement.url is None, word
+                assert requirement.specifier.contains(__version__, prereleases=True), (word, __version__)
+                extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+                word = f"{requirement.name}{extras} @ {wheel.as_uri()}"
+            arguments.append(word)
+        commands.append(
+            [
+                sys.executable,
+                "-m",
+                "uv",
+                "pip",
+                "install",
+                "--quiet",
+                *options,
+                "--python",
+                str(python),
+                *arguments,
+            ]
+        )
+    return commands
+
+
+def new_venv(path: Path) -> Path:
+    """Create an empty virtual environment of this Python at ``path``; return its interpreter."""
+    run(
+        sys.executable,
+        "-m",
+        "uv",
+        "venv",
+        "--quiet",
+        "--python",
+        sys.executable,
+        path,
+        env=clean_env(),
+        timeout=120,
+    )
+    return path / "bin" / "python"
+
+
+def test_the_quick_start_runs_as_written_in_a_new_virtual_environment(
+    dists: Dists, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    examples = quick_start()
+    assert {example.kind for example in examples} <= QUICK_START_KINDS, [e.kind for e in examples]
+    assert all(example.file for example in examples if example.kind == "dag"), (
+        "a DAG the reader saves nowhere"
+    )
+    (server_example,) = [example for example in examples if example.kind == "server"]
+    root = tmp_path_factory.mktemp("quick-start")
+    python = new_venv(root / "venv")
+    for example in quick_start_installs():
+        for command in install_commands(example, dists.wheel, python):
+            run(*command, env=clean_env(), timeout=INSTALL_TIMEOUT)
+    # A reader's shell: the new environment's commands first, a home of its own (so ~/airflow is the
+    # Airflow home, with Airflow's default configuration), nothing of this process's Airflow settings.
+    home = root / "home"
+    home.mkdir()
+    env = clean_env(HOME=str(home), PATH=os.pathsep.join([str(python.parent), os.environ.get("PATH", "")]))
+    for example in examples:
+        if example.kind == "dag":
+            target = saved_path(example.file or "", home)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(example.code)
+    server = start_server(server_example, env=env, cwd=home)
+    try:
+        outcomes = run_shell_session(
+            [example for example in examples if example.kind == "shell"],
+            env=env,
+            cwd=home,
+            url=server.url,
+            timeout=INSTALL_TIMEOUT,
+        )
+        for example in examples:
+            if example.kind == "shell":
+                outcomes[example.id].check(example)
+        from airflow_tokens.testing import EmulatorClient
+
+        assert EmulatorClient(server.url).token_requests("sirv") == 1  # one token served the DAG's call
+    finally:
+        code = server.stop()
+    assert code == 0, "".join(server.lines)
+
+
+@pytest.mark.parametrize("example", [pytest.param(example, id=example.id) for example in other_installs()])
+def test_an_install_line_of_the_docs_resolves_with_the_wheel(
+    example: Example, dists: Dists, tmp_path: Path
+) -> None:
+    python = new_venv(tmp_path / "venv")
+    for command in install_commands(example, dists.wheel, python, "--dry-run"):
+        run(*command, env=clean_env(), timeout=INSTALL_TIMEOUT)

@@ -1,4 +1,8 @@
-"""The README's option tables list exactly the extras each connection type understands."""
+"""The documentation's option tables list exactly the extras each connection type understands.
+
+The connection types' tables are in ``docs/connections.md``, the common options' in ``docs/options.md``;
+the README links both.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,15 @@ import pytest
 
 from airflow_tokens.extras import COMMON_EXTRAS, EXTRAS
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text()
+CONNECTIONS = (REPO / "docs" / "connections.md").read_text()
+OPTIONS = (REPO / "docs" / "options.md").read_text()
 
 
-def sections() -> dict[str, str]:
-    """Return the README's ``## `` sections by title."""
-    parts = re.split(r"^## (.+)$", README, flags=re.MULTILINE)
+def sections(page: str) -> dict[str, str]:
+    """Return a page's ``## `` sections by title."""
+    parts = re.split(r"^## (.+)$", page, flags=re.MULTILINE)
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
@@ -31,9 +38,9 @@ def first_table(text: str) -> list[list[str]]:
 
 
 def vendor_sections() -> dict[str, str]:
-    """Return each vendor section of the README by the connection type it documents."""
+    """Return each vendor section of the connections page by the connection type it documents."""
     found = {}
-    for text in sections().values():
+    for text in sections(CONNECTIONS).values():
         if match := re.search(r"^Connection type \*\*.+?\*\* \(`(\w+)`\)", text, flags=re.MULTILINE):
             found[match[1]] = text
     return found
@@ -54,13 +61,18 @@ def test_every_documented_connection_type_has_a_table_entry() -> None:
 
 
 def test_the_options_table_lists_exactly_the_common_extras() -> None:
-    header, *rows = first_table(sections()["Options"])
+    header, *rows = first_table(sections(OPTIONS)["Options"])
     assert header[1] == "connection extra"
     documented = {name for row in rows for name in re.findall(r"`(\w+)`", row[1])}
     assert documented == {extra.name for extra in COMMON_EXTRAS}
 
 
 def test_the_options_say_what_happens_to_an_unknown_extra() -> None:
-    options = " ".join(sections()["Options"].split())
+    options = " ".join(sections(OPTIONS)["Options"].split())
     assert "did you mean 'refresh_margin'?" in options
     assert "--allow-unknown-extras" in options
+
+
+def test_the_readme_links_both_pages() -> None:
+    assert "(docs/connections.md" in README
+    assert "(docs/options.md" in README
