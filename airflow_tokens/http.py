@@ -19,10 +19,20 @@ import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.http.hooks.http import HttpHook
-from airflow.providers.http.operators.http import HttpOperator
-from airflow.providers.http.sensors.http import HttpSensor
 from requests import Session
+
+try:
+    from airflow.providers.http.hooks.http import HttpHook
+    from airflow.providers.http.operators.http import HttpOperator
+    from airflow.providers.http.sensors.http import HttpSensor
+except ModuleNotFoundError as exc:  # pragma: no cover - shown by a test in a subprocess
+    if not (exc.name or "").startswith("airflow.providers.http"):
+        raise
+    raise ModuleNotFoundError(
+        "airflow_tokens.http builds on Airflow's HTTP provider, which is not installed: "
+        'pip install "airflow-tokens[http]" (apache-airflow-providers-http)',
+        name=exc.name,
+    ) from exc
 
 from airflow_tokens.exceptions import TokenConfigError, TokenError
 from airflow_tokens.hooks import get_token_hook

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -193,3 +195,33 @@ def test_token_http_operator_and_sensor_in_a_dag_run(dagbag: Any, sirv: Emulator
     assert set(paths[3:]) == {"/jobs/job-1"}
     assert len(paths[3:]) >= 2  # the sensor poked until the job was done
     assert sirv.client.job_requests()["status"] == len(paths[3:])
+
+
+def test_without_the_http_provider_the_import_names_the_extra_to_install() -> None:
+    # A finder that answers for the provider as an environment without it would: no such module.
+    script = """
+import importlib.abc, sys
+
+class NoHttpProvider(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "airflow.providers.http" or name.startswith("airflow.providers.http."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoHttpProvider())
+try:
+    import airflow_tokens.http
+except ModuleNotFoundError as exc:
+    print(exc.name)
+    print(exc)
+else:
+    print("imported")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    name, message = done.stdout.splitlines()
+    assert name.startswith("airflow.providers.http")
+    assert message == (
+        "airflow_tokens.http builds on Airflow's HTTP provider, which is not installed: "
+        'pip install "airflow-tokens[http]" (apache-airflow-providers-http)'
+    )
