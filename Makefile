@@ -52,13 +52,14 @@ $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) for the browser tests"; exit 1; }
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
-# The multi-host tests run PostgreSQL (metadata database) and Redis (Celery broker) from Debian's packages,
+# The multi-host tests run PostgreSQL (metadata database) and Redis (Celery broker) from Debian's packages
+# (and the documentation's enterprise examples make their keys with openssl),
 # each in a private directory on a free loopback port. Debian keeps PostgreSQL's server programs in
 # /usr/lib/postgresql/<version>/bin. The packages' own services are not used: stopped if the install started them.
 services:
-	@{ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v redis-server >/dev/null; } || { \
-	  command -v apt-get >/dev/null || { echo "install PostgreSQL and Redis for the multi-host tests"; exit 1; }; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null && \
+	@{ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v redis-server >/dev/null && command -v openssl >/dev/null; } || { \
+	  command -v apt-get >/dev/null || { echo "install PostgreSQL, Redis and openssl for the tests"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server openssl >/dev/null && \
 	  for service in postgresql redis-server; do service $$service stop >/dev/null 2>&1 || true; done; }
 
 ## demo: run every example DAG in one Airflow process against the built-in vendor emulator and print what happened

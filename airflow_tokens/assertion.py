@@ -8,6 +8,7 @@ ever carries key material (cryptography's and PyJWT's own messages are not passe
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import time
@@ -41,6 +42,7 @@ class ClientAssertion:
     :param key: the signing key: the secret's bytes (HMAC) or a cryptography private key.
     :param key_id: the ``kid`` header, if any.
     :param digest: a digest of the key, part of what decides the cache key and the sealing key.
+    :param thumbprints: the ``x5t#S256`` and ``x5t`` headers naming the key's certificate, if it has one.
     """
 
     client_id: str
@@ -49,6 +51,7 @@ class ClientAssertion:
     key: Any = field(repr=False)
     key_id: str | None = None
     digest: str = field(default="", repr=False)
+    thumbprints: tuple[tuple[str, str], ...] = ()
 
     def sign(self, now: float | None = None) -> str:
         """Return a new assertion: ``iss`` = ``sub`` = client ID, ``aud``, a fresh ``jti``, one minute."""
@@ -64,8 +67,10 @@ class ClientAssertion:
             "nbf": issued,
             "exp": issued + ASSERTION_LIFETIME,
         }
-        headers = {"kid": self.key_id} if self.key_id else None
-        return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers)
+        headers = dict(self.thumbprints)
+        if self.key_id:
+            headers["kid"] = self.key_id
+        return jwt.encode(claims, self.key, algorithm=self.algorithm, headers=headers or None)
 
     def form_fields(self) -> dict[str, str]:
         """Return the form fields that carry a newly signed assertion (RFC 7523 section 2.2)."""
@@ -73,11 +78,57 @@ class ClientAssertion:
 
     def material(self) -> list[str]:
         """Return what of the assertion decides the token: who, for whom, how, and the key's digest."""
-        return [self.client_id, self.audience, self.algorithm, self.key_id or "", self.digest]
+        who = [self.client_id, self.audience, self.algorithm, self.key_id or "", self.digest]
+        return who + [value for _, value in self.thumbprints]
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(b"airflow-tokens/assertion-key\0" + data).hexdigest()
+
+
+def read_certificate(settings: ConnectionSettings, name: str) -> tuple[bytes, str | None, Any]:
+    """Return the PEM bytes of the certificate in extra ``name`` (PEM text or a path), its path, and it."""
+    from cryptography import x509
+
+    value = settings.extra(name, str, "").strip()
+    path = None
+    if value.startswith("-----BEGIN "):
+        pem = normalize_pem(value).encode()
+    else:
+        path = os.path.expanduser(value)
+        try:
+            with open(path, "rb") as file:
+                pem = file.read()
+        except OSError as exc:
+            raise settings.error(
+                name,
+                "is neither PEM text nor a file readable on this host "
+                f"({exc.strerror or type(exc).__name__})",
+            ) from None
+    try:
+        return pem, path, x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise settings.error(name, "is not a PEM certificate (BEGIN CERTIFICATE)") from None
+
+
+def same_public_key(key: Any, certificate: Any) -> bool:
+    """Tell whether the private ``key`` is the key of ``certificate``."""
+    from cryptography.hazmat.primitives import serialization
+
+    encoding, public = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    theirs = certificate.public_key().public_bytes(encoding, public)
+    return bool(key.public_key().public_bytes(encoding, public) == theirs)
+
+
+def _thumbprints(certificate: Any) -> tuple[tuple[str, str], ...]:
+    """Return the ``x5t#S256`` and ``x5t`` headers of ``certificate`` (RFC 7515 sections 4.1.7 and 4.1.8)."""
+    from cryptography.hazmat.primitives import serialization
+
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return tuple(
+        (name, base64.urlsafe_b64encode(digest(der).digest()).rstrip(b"=").decode())
+        for name, digest in (("x5t#S256", hashlib.sha256), ("x5t", hashlib.sha1))
+    )
 
 
 def _pem(settings: ConnectionSettings, text_field: str, file_field: str) -> tuple[bytes, str]:
@@ -166,9 +217,19 @@ def _key_kind(key: Any) -> str:
 
 
 def private_key_assertion(
-    settings: ConnectionSettings, client_id: str, audience: str, algorithm: str, key_id: str, passphrase: str
+    settings: ConnectionSettings,
+    client_id: str,
+    audience: str,
+    algorithm: str,
+    key_id: str,
+    passphrase: str,
+    certificate_field: str | None = None,
 ) -> ClientAssertion:
-    """Return the signer of a ``private_key_jwt`` connection, its key checked to fit ``algorithm``."""
+    """Return the signer of a ``private_key_jwt`` connection, its key checked to fit ``algorithm``.
+
+    With a certificate in ``certificate_field`` (Microsoft Entra ID names the key by it), the assertion's
+    header carries its thumbprints; the certificate must be the key's.
+    """
     from cryptography.hazmat.primitives import serialization
 
     key = load_private_key(settings, "private_key", "private_key_file", passphrase)
@@ -186,7 +247,15 @@ def private_key_assertion(
     der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return ClientAssertion(client_id, audience, chosen, key, key_id or None, _digest(der))
+    thumbprints: tuple[tuple[str, str], ...] = ()
+    if certificate_field and settings.extra(certificate_field, str, "").strip():
+        _, _, certificate = read_certificate(settings, certificate_field)
+        if not same_public_key(key, certificate):
+            raise settings.error(
+                certificate_field, "is not the certificate of private_key (its public key differs)"
+            )
+        thumbprints = _thumbprints(certificate)
+    return ClientAssertion(client_id, audience, chosen, key, key_id or None, _digest(der), thumbprints)
 
 
 def secret_assertion(

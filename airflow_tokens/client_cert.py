@@ -18,7 +18,7 @@ import tempfile
 import threading
 from typing import TYPE_CHECKING
 
-from airflow_tokens.assertion import load_private_key, normalize_pem
+from airflow_tokens.assertion import load_private_key, read_certificate, same_public_key
 from airflow_tokens.request import ClientCertificate
 
 if TYPE_CHECKING:
@@ -44,24 +44,8 @@ def _private_file(name: str, data: bytes) -> str:
     return target
 
 
-def _certificate(settings: ConnectionSettings, value: str) -> tuple[bytes, str | None]:
-    """Return the PEM bytes of ``client_cert`` and its path when it names a file."""
-    if value.startswith(_PEM_START):
-        return normalize_pem(value).encode(), None
-    path = os.path.expanduser(value)
-    try:
-        with open(path, "rb") as file:
-            return file.read(), path
-    except OSError as exc:
-        raise settings.error(
-            "client_cert",
-            f"is neither PEM text nor a file readable on this host ({exc.strerror or type(exc).__name__})",
-        ) from None
-
-
 def client_certificate(settings: ConnectionSettings) -> ClientCertificate | None:
     """Return the connection's client certificate, checked, or None when it has none."""
-    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
     cert_value = settings.extra("client_cert", str, "").strip()
@@ -77,11 +61,7 @@ def client_certificate(settings: ConnectionSettings) -> ClientCertificate | None
             "holds PEM text, which Airflow shows in clear under this name; move it to "
             "client_private_key, or give the key file's path here",
         )
-    pem, cert_path = _certificate(settings, cert_value)
-    try:
-        certificate = x509.load_pem_x509_certificate(pem)
-    except ValueError:
-        raise settings.error("client_cert", "is not a PEM certificate (BEGIN CERTIFICATE)") from None
+    pem, cert_path, certificate = read_certificate(settings, "client_cert")
     if not (key_path or key_text):
         raise settings.error(
             "client_key", "is missing: give the key file's path here, or its PEM text in client_private_key"
@@ -90,10 +70,7 @@ def client_certificate(settings: ConnectionSettings) -> ClientCertificate | None
     if key_path and key_text:
         raise settings.error("client_private_key", "is set together with client_key; keep one")
     key = load_private_key(settings, "client_private_key", "client_key", "", passphrase_field=None)
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(
-        serialization.Encoding.DER, public
-    ) != certificate.public_key().public_bytes(serialization.Encoding.DER, public):
+    if not same_public_key(key, certificate):
         raise settings.error(key_field, "does not belong to client_cert (its public key differs)")
     key_der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -20,6 +20,7 @@ from airflow_tokens.request import TokenRequest
 from airflow_tokens.response import ResponseFields
 from airflow_tokens.vendors import (
     ASSERTION_AUDIENCE,
+    ASSERTION_CERTIFICATE,
     BODY,
     CLIENT_CERT,
     CREDENTIALS_IN,
@@ -170,6 +171,7 @@ def _private_key_jwt(settings: ConnectionSettings, vendor: Vendor, draft: _Draft
         settings.choice(SIGNING_ALGORITHM),
         settings.value(KEY_ID).strip(),
         settings.value(PRIVATE_KEY_PASSPHRASE),
+        ASSERTION_CERTIFICATE.name,
     )
 
 

@@ -179,6 +179,15 @@ KEY_ID = Extra(
     "Optional. The kid of the signing key as the server knows it (the key's ID in its JWKS).",
     "",
 )
+ASSERTION_CERTIFICATE = Extra(
+    "assertion_certificate",
+    str,
+    "Private key certificate",
+    "Optional. private_key_jwt: the certificate of the private key, PEM text or a path; its thumbprints "
+    "go in the assertion's header (x5t#S256, x5t), as Microsoft Entra ID asks.",
+    "",
+    format="multiline",
+)
 SIGNING_ALGORITHM = choice(
     "signing_algorithm",
     "Signing algorithm",
@@ -434,6 +443,7 @@ VENDORS: dict[str, Vendor] = {
                 PRIVATE_KEY_FILE,
                 PRIVATE_KEY_PASSPHRASE,
                 KEY_ID,
+                ASSERTION_CERTIFICATE,
                 SIGNING_ALGORITHM,
                 ASSERTION_AUDIENCE,
                 CLIENT_CERT,

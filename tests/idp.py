@@ -293,6 +293,8 @@ class IdPClient(ClientMixin):
     :param client_secret: the secret (the HMAC key for ``client_secret_jwt``).
     :param jwks: the public JWK Set for ``private_key_jwt``.
     :param scope: the scopes the client may be given.
+    :param thumbprint: the ``x5t#S256`` its assertions must carry, as Microsoft Entra ID names a key by
+        its certificate's SHA-256 thumbprint.
     """
 
     client_id: str
@@ -300,6 +302,7 @@ class IdPClient(ClientMixin):
     client_secret: str | None = None
     jwks: dict[str, Any] | None = None
     scope: str = DEFAULT_CLIENT_SCOPE
+    thumbprint: str | None = None
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -342,10 +345,14 @@ class ClientAssertion(JWTBearerClientAssertion):
         """Authenticate the assertion's client, unless it is registered with the other JWT method."""
         assertion = request.form.get("client_assertion")
         if request.form.get("client_assertion_type") == ASSERTION_TYPE and assertion:
-            _, claims = self.extract_assertion(assertion)
+            header, claims = self.extract_assertion(assertion)
             client = query_client(claims.get("sub")) if isinstance(claims.get("sub"), str) else None
             if client is not None and client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD:
                 return None  # ClientAuthentication tries every method in turn: leave it to the other one
+            if client is not None and client.thumbprint and header.get("x5t#S256") != client.thumbprint:
+                raise InvalidClientError(
+                    description="The assertion's x5t#S256 names no certificate of the client."
+                )
             # RFC 7521 section 4.2: a client_id beside the assertion must name the same client.
             client_id = request.form.get("client_id")
             if client_id is not None and client_id != claims.get("sub"):
@@ -422,10 +429,13 @@ class AuthlibIdP(_TokenServer):
         keys: dict[str, Any] | None = None,
         scope: str = DEFAULT_CLIENT_SCOPE,
         prefix: str = "client",
+        thumbprint: str | None = None,
     ) -> str:
         """Register a client with ``method`` and its ``secret`` or public JWK Set ``keys``; return its ID."""
         client_id = f"{prefix}-{method}-{next(self._ids)}"
-        self.clients[client_id] = IdPClient(client_id, method, client_secret=secret, jwks=keys, scope=scope)
+        self.clients[client_id] = IdPClient(
+            client_id, method, client_secret=secret, jwks=keys, scope=scope, thumbprint=thumbprint
+        )
         return client_id
 
     def granted(self, client_id: str, scope: str | None = None) -> int:
@@ -623,6 +633,24 @@ def self_signed_client(directory: Path, cn: str) -> CertFiles:
         ],
     )
     return _write(directory, f"self-signed-{_stem(cn)}", cert, key)
+
+
+def certificate_for(directory: Path, pair: KeyPair, cn: str) -> CertFiles:
+    """Make a self-signed certificate for ``pair``'s key, as an app registration holds one (Entra ID)."""
+    cert = _certificate(
+        _name(cn),
+        _name(cn),
+        pair.private.public_key(),
+        pair.private,
+        [(x509.BasicConstraints(ca=False, path_length=None), True)],
+    )
+    return _write(directory, f"assertion-{_stem(cn)}", cert, pair.private)
+
+
+def thumbprint(cert: CertFiles, algorithm: hashes.HashAlgorithm) -> str:
+    """Return the certificate's thumbprint under ``algorithm``, base64url without padding (RFC 7515 4.1.7)."""
+    digest = x509.load_pem_x509_certificate(cert.cert_pem.encode()).fingerprint(algorithm)
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _key_usage(cert_sign: bool = False) -> x509.KeyUsage:

@@ -116,6 +116,7 @@ EXPECTED_LABELS = {
         "Private key file",
         "Private key passphrase",
         "Key ID (kid)",
+        "Private key certificate",
         "Signing algorithm",
         "Assertion audience",
         "Client certificate",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 
 from airflow_tokens.exceptions import TokenConfigError, TokenRequestError
 from airflow_tokens.hooks.oauth2 import OAuth2ClientCredentialsHook
@@ -35,11 +36,13 @@ from tests.idp import (
     KeyPair,
     MtlsIdP,
     SeenRequest,
+    certificate_for,
     ec_key,
     jwks,
     key_params,
     leaked_material,
     rsa_key,
+    thumbprint,
     unresolvable_url,
 )
 
@@ -295,6 +298,52 @@ def test_private_key_jwt_without_key_id_sends_no_kid(
     assert jwt_hook(monkeypatch, idp, client_id, rsa, key_id=None).get_token()
     [seen] = idp.requests_of(client_id)
     check_assertion(seen, client_id, idp.token_url, "RS256", kid=None)
+
+
+@pytest.mark.parametrize("form", ["pem", "path"])
+def test_private_key_jwt_names_its_certificate_by_thumbprint_as_entra_id_asks(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, tmp_path: Path, form: str
+) -> None:
+    # Entra ID's certificate credential: no kid, the certificate's thumbprint in x5t#S256 (x5t, SHA-1,
+    # for older tenants), PS256.
+    cert = certificate_for(tmp_path, rsa, "reports-app")
+    sha256 = thumbprint(cert, hashes.SHA256())
+    client_id = idp.register("private_key_jwt", keys=jwks(rsa), thumbprint=sha256)
+    hook = jwt_hook(
+        monkeypatch,
+        idp,
+        client_id,
+        rsa,
+        key_id=None,
+        signing_algorithm="PS256",
+        assertion_certificate=cert.cert_pem if form == "pem" else str(cert.cert_path),
+    )
+    assert hook.get_token()
+    [seen] = idp.requests_of(client_id)
+    check_assertion(seen, client_id, idp.token_url, "PS256", kid=None)
+    assert seen.assertion_header["x5t#S256"] == sha256
+    assert seen.assertion_header["x5t"] == thumbprint(cert, hashes.SHA1())
+
+
+def test_an_assertion_without_the_registered_thumbprint_is_the_servers_invalid_client(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, tmp_path: Path
+) -> None:
+    cert = certificate_for(tmp_path, rsa, "reports-app")
+    client_id = idp.register("private_key_jwt", keys=jwks(rsa), thumbprint=thumbprint(cert, hashes.SHA256()))
+    invalid_client(jwt_hook(monkeypatch, idp, client_id, rsa, key_id=None), 400)
+    assert idp.issued[client_id] == 0
+
+
+def test_a_certificate_of_another_key_is_refused_before_any_request(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, p256: KeyPair, tmp_path: Path
+) -> None:
+    other = certificate_for(tmp_path, p256, "another-app")
+    hook = jwt_hook(monkeypatch, idp, jwt_client(idp, rsa), rsa, assertion_certificate=other.cert_pem)
+    error = config_error(idp, hook.get_token, match="assertion_certificate")
+    assert "is not the certificate of private_key" in str(error)
+    hook = jwt_hook(monkeypatch, idp, jwt_client(idp, rsa), rsa, assertion_certificate="BEGIN nothing")
+    error = config_error(idp, hook.get_token, match="assertion_certificate")
+    assert "neither PEM text nor a file" in str(error)
 
 
 @pytest.mark.parametrize("alg", [None, "HS256", "HS384", "HS512"])
