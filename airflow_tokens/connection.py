@@ -98,6 +98,9 @@ class ConnectionSettings:
         self.unknown_extras = unknown_extras(
             conn_type, [key for key, value in self.extras.items() if not _unset(value)]
         )
+        #: Each extra set that this connection's other settings leave unread, with why (set by the request
+        #: builder: a private key beside a method that signs nothing).
+        self.unused_extras: dict[str, str] = {}
         for known in self.known.values():  # every extra set is checked, even one this connection skips
             self.extra(known.name, known.kind, None)
         ca_bundle = self.value(CA_BUNDLE)
@@ -105,17 +108,27 @@ class ConnectionSettings:
             raise self.error("ca_bundle", f"{ca_bundle!r} is not a file or directory on this host")
 
     def require_known_extras(self) -> None:
-        """Raise a :class:`TokenConfigError` naming every extra this connection type does not understand."""
+        """Raise a :class:`TokenConfigError` naming every extra this connection does not understand or use."""
         if self.unknown_extras:
             names = "; ".join(self._describe_unknown(key) for key in self.unknown_extras)
             raise self.error("extra", f"{names}; known extras: {', '.join(sorted(self.known))}")
+        for key, why in self.unused_extras.items():
+            raise self.error(key, f"{why}; clear it")
 
     def warn_unknown_extras(self) -> None:
-        """Log one warning per process for each extra this connection type does not understand."""
-        for key in self.unknown_extras:
+        """Log one warning per process for each extra this connection does not understand or use."""
+        described = {key: self._describe_unknown(key) for key in self.unknown_extras}
+        described |= {key: f"{key!r} {why}" for key, why in self.unused_extras.items()}
+        for key, description in described.items():
             if (self.conn_id, key) not in _WARNED_EXTRAS:
                 _WARNED_EXTRAS.add((self.conn_id, key))
-                log.warning("Connection %r: %s, and is ignored", self.conn_id, self._describe_unknown(key))
+                log.warning("Connection %r: %s, and is ignored", self.conn_id, description)
+
+    def leave_unused(self, name: str, why: str) -> None:
+        """Record that extra ``name``, if set, goes unread, and why: a task warns, a check refuses it."""
+        known = self.known.get(name)
+        if known is not None and self.extra(name, known.kind, None) is not None:
+            self.unused_extras[name] = why
 
     def _describe_unknown(self, key: str) -> str:
         suggestion = self.unknown_extras[key]

@@ -31,6 +31,8 @@ from airflow_tokens.vendors import (
     KEY_ID,
     LOGIN_FIELD,
     PASSWORD_FIELD,
+    PRIVATE_KEY,
+    PRIVATE_KEY_FILE,
     PRIVATE_KEY_PASSPHRASE,
     SCOPE_FIELD,
     SIGNING_ALGORITHM,
@@ -86,12 +88,15 @@ class ClientAuth:
     :param body: the body's encoding: ``json``, ``form``, or ``either`` (a form when the endpoint says so).
     :param secret: whether the method sends or signs with the secret (the password field is required);
         a method without one refuses a password it would not use.
+    :param reads: the extras that only some methods read, which this one reads; another method's
+        left set are reported as unused (a warning in a task, an error in ``check`` and **Test**).
     """
 
     place: Callable[[ConnectionSettings, Vendor, _Draft], None]
     in_header: bool = False
     body: str = "either"
     secret: bool = True
+    reads: tuple[str, ...] = ()
 
 
 def _in_body(where: str) -> Callable[[ConnectionSettings, Vendor, _Draft], None]:
@@ -181,6 +186,10 @@ def _tls_client_auth(settings: ConnectionSettings, vendor: Vendor, draft: _Draft
     draft.needs_certificate = True
 
 
+#: What every JWT client assertion reads.
+_SIGNED = (KEY_ID.name, SIGNING_ALGORITHM.name, ASSERTION_AUDIENCE.name)
+_KEY = (PRIVATE_KEY, PRIVATE_KEY_FILE, PRIVATE_KEY_PASSPHRASE, ASSERTION_CERTIFICATE)
+_SIGNED_WITH_KEY = (*_SIGNED, *(extra.name for extra in _KEY))
 #: How a client authenticates, by name: ``credentials_in`` of an :class:`~airflow_tokens.vendors.Endpoint`.
 CLIENT_AUTH: dict[str, ClientAuth] = {
     "json": ClientAuth(_in_body("json"), body="json"),
@@ -190,11 +199,13 @@ CLIENT_AUTH: dict[str, ClientAuth] = {
     # RFC 6749 section 2.3.1: client_secret_basic encodes both parts before HTTP Basic.
     "basic_encoded": ClientAuth(_basic_encoded),
     # RFC 7523 section 2.2: a JWT client assertion, signed anew for every attempt.
-    "client_secret_jwt": ClientAuth(_client_secret_jwt, body="form"),
-    "private_key_jwt": ClientAuth(_private_key_jwt, body="form", secret=False),
+    "client_secret_jwt": ClientAuth(_client_secret_jwt, body="form", reads=_SIGNED),
+    "private_key_jwt": ClientAuth(_private_key_jwt, body="form", secret=False, reads=_SIGNED_WITH_KEY),
     # RFC 8705 section 2: mutual TLS; tls_client_auth and self_signed_tls_client_auth alike.
     "tls_client_auth": ClientAuth(_tls_client_auth, body="form", secret=False),
 }
+#: The extras only some methods read.
+_METHOD_EXTRAS = frozenset(name for auth in CLIENT_AUTH.values() for name in auth.reads)
 
 
 def _path(settings: ConnectionSettings, extra: Extra[str]) -> str | None:
@@ -250,6 +261,11 @@ def build_request(
     endpoint = endpoint_for(vendor, settings)
     method = settings.choice(vendor.auth_option) if vendor.auth_option else endpoint.credentials_in
     client_auth = CLIENT_AUTH[method]
+    if vendor.auth_option:
+        option = vendor.auth_option
+        chosen = (settings.extra(option.name, str, "").strip() or str(option.default)).lower()
+        for name in sorted(_METHOD_EXTRAS.difference(client_auth.reads)):
+            settings.leave_unused(name, f"is set, but {option.name} {chosen} does not use it")
     login = settings.credential("login", vendor.login_label, in_header=client_auth.in_header)
     if client_auth.secret:
         secret = settings.credential("password", vendor.password_label, in_header=client_auth.in_header)

@@ -256,11 +256,13 @@ class TokenHook(BaseHook):
         settings = ConnectionSettings(self.conn_id, self.conn_type, conn, dict(asked))
         if self.strict_extras:
             settings.require_known_extras()
-        else:
-            settings.warn_unknown_extras()
         base_url = self.resolve_base_url(settings)
         url = base_url if self.vendor.host_is_token_url else base_url + self.vendor.token_path
         request = build_request(settings, self.vendor, url, self.request_body)
+        if self.strict_extras:
+            settings.require_known_extras()  # again: the request builder names what it left unread
+        else:
+            settings.warn_unknown_extras()
         cache_key = self._cache_key_for(asked)
         return _Profile(
             settings=settings,

@@ -346,6 +346,31 @@ def test_a_certificate_of_another_key_is_refused_before_any_request(
     assert "neither PEM text nor a file" in str(error)
 
 
+def test_a_key_left_beside_a_method_that_signs_nothing_is_warned_about_and_refused_by_checks(
+    idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, rsa: KeyPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Switched from private_key_jwt back to a secret, the key and its kid still set: not silently ignored.
+    secret = secrets.token_urlsafe(32)
+    extra = {"private_key": rsa.private_pem(), "key_id": rsa.kid}
+    hook, client_id = secret_hook(monkeypatch, idp, "client_secret_basic", secret, **extra)
+    with caplog.at_level(logging.WARNING, logger="airflow_tokens"):
+        assert hook.get_token()
+    warned = [r.getMessage() for r in caplog.records if "does not use it" in r.getMessage()]
+    assert warned == [
+        f"Connection {CONN_ID!r}: {name!r} is set, but client_auth_method client_secret_basic "
+        "does not use it, and is ignored"
+        for name in ("key_id", "private_key")
+    ]
+    assert idp.requests_of(client_id)[0].basic_credentials == (client_id, secret)
+    assert_no_key_material(rsa.private_pem(), caplog.text)
+    ok, message = hook.test_connection()  # the Test button and airflow-tokens check refuse it
+    assert not ok
+    assert message == (
+        f"Connection {CONN_ID!r}: key_id: is set, but client_auth_method client_secret_basic "
+        "does not use it; clear it"
+    )
+
+
 @pytest.mark.parametrize("alg", [None, "HS256", "HS384", "HS512"])
 def test_client_secret_jwt(idp: AuthlibIdP, monkeypatch: pytest.MonkeyPatch, alg: str | None) -> None:
     secret = secrets.token_urlsafe(48)
