@@ -188,13 +188,13 @@ def test_token_http_operator_and_sensor_in_a_dag_run(dagbag: Any, sirv: Emulator
     finally:
         delete_variable(SIRV.variable_key)
         forget_connections()
-    assert sirv.client.token_requests("sirv") == 1  # four tasks, one token through the Variable
+    assert sirv.client.token_requests("sirv") == 1  # five tasks, one token through the Variable
     calls = _assert_bearer_only(sirv, calls=len(sirv.client.api_calls()))
     paths = [call["path"] for call in calls]
-    assert paths[:3] == ["/v2/account", "/v2/account", "/jobs"]
-    assert set(paths[3:]) == {"/jobs/job-1"}
-    assert len(paths[3:]) >= 2  # the sensor poked until the job was done
-    assert sirv.client.job_requests()["status"] == len(paths[3:])
+    assert paths[:4] == ["/v2/account", "/v2/account", "/v2/account", "/jobs"]
+    assert set(paths[4:]) == {"/jobs/job-1"}
+    assert len(paths[4:]) >= 2  # the sensor poked until the job was done
+    assert sirv.client.job_requests()["status"] == len(paths[4:])
 
 
 def test_without_the_http_provider_the_import_names_the_extra_to_install() -> None:
