@@ -295,6 +295,32 @@ def store_port_zero(deployment: Deployment, conn_id: str, conn_type: str) -> Non
     assert patched.ok, patched.text
 
 
+def save_and_read_back(page: Page, deployment: Deployment, dialog: Locator, conn_id: str) -> dict[str, Any]:
+    """Save the form, wait for the listed connection, and return it as the REST API reads it back."""
+    with page.expect_response(lambda r: r.url.endswith("/api/v2/connections")) as created:
+        dialog.get_by_role("button", name="Save").click()
+    assert created.value.status == 201, created.value.text()
+    connection_row(page, conn_id).wait_for()
+    stored: dict[str, Any] = deployment.airflow.api.get(f"/api/v2/connections/{conn_id}", timeout=30).json()
+    return stored
+
+
+def press_test_to_success(
+    page: Page, deployment: Deployment, conn_id: str, conn_type: str, vendor: str
+) -> str:
+    """Press Test on a saved connection; assert it succeeded with one token request; return its message."""
+    # Airflow 3.3.2's Test button needs a stored port (see test_test_button_gets_a_token_from_the_emulator).
+    store_port_zero(deployment, conn_id, conn_type)
+    before = deployment.emulator.client.token_requests(vendor)
+    page.reload()
+    status, answer = press_test(page, conn_id)
+    assert status == 200, answer
+    assert answer["status"] is True, answer
+    page.get_by_text("Test Connection Successful").wait_for()
+    assert deployment.emulator.client.token_requests(vendor) == before + 1
+    return str(answer["message"])
+
+
 # -------------------------------------------------------------------------------------- tests
 
 
@@ -441,12 +467,7 @@ def test_token_endpoint_form_describes_a_manis_like_endpoint_that_the_test_butto
     }
     for label, value in typed.items():
         field_row(dialog, label).locator("input").fill(value)
-    with page.expect_response(lambda r: r.url.endswith("/api/v2/connections")) as created:
-        dialog.get_by_role("button", name="Save").click()
-    assert created.value.status == 201, created.value.text()
-    connection_row(page, conn_id).wait_for()
-
-    stored = deployment.airflow.api.get(f"/api/v2/connections/{conn_id}", timeout=30).json()
+    stored = save_and_read_back(page, deployment, dialog, conn_id)
     extra = json.loads(stored["extra"])
     deployment.notes.append(f"token_endpoint extras as the form stored them (read back, redacted): {extra}")
     assert stored["conn_type"] == "token_endpoint"
@@ -457,20 +478,12 @@ def test_token_endpoint_form_describes_a_manis_like_endpoint_that_the_test_butto
     )
     # Airflow shows the values of extras named like secrets as ***; they are kept as typed.
     assert extra["token_field"] == extra["password_field"] == extra["token_type_field"] == "***"
-    # Airflow 3.3.2's Test button needs a stored port (see test_test_button_gets_a_token_from_the_emulator).
-    store_port_zero(deployment, conn_id, "token_endpoint")
-    before = deployment.emulator.client.token_requests("manis")
-    page.reload()
-    status, answer = press_test(page, conn_id)
-    assert status == 200, answer
-    assert answer["status"] is True, answer
+    message = press_test_to_success(page, deployment, conn_id, "token_endpoint", "manis")
     # The lifetime comes from the response's expiresAt (the emulator's Manis tokens live 5400 s), not
     # from the 3600 s default_lifetime: the typed "Expiry time field" was read.
-    valid_for = re.match(r"Got a Bearer token valid for (\d+) s", answer["message"])
-    assert valid_for is not None, answer
-    assert 5390 <= int(valid_for.group(1)) <= 5400, answer
-    page.get_by_text("Test Connection Successful").wait_for()
-    assert deployment.emulator.client.token_requests("manis") == before + 1
+    valid_for = re.match(r"Got a Bearer token valid for (\d+) s", message)
+    assert valid_for is not None, message
+    assert 5390 <= int(valid_for.group(1)) <= 5400, message
     request = deployment.emulator.client.requests("manis")[-1]
     assert request["headers"]["x-merchant-id"] == EMULATOR_CLIENT_ID
     assert request["headers"]["x-secret"] == EMULATOR_CLIENT_SECRET
@@ -495,24 +508,12 @@ def test_oauth2_form_takes_a_private_key_jwt_connection_that_the_test_button_acc
     field_row(dialog, "Key ID (kid)").locator("input").fill(EMULATOR_KEY_ID)
     passphrase = field_row(dialog, "Private key passphrase").locator("input")
     assert passphrase.get_attribute("type") == "password"
-    with page.expect_response(lambda r: r.url.endswith("/api/v2/connections")) as created:
-        dialog.get_by_role("button", name="Save").click()
-    assert created.value.status == 201, created.value.text()
-    connection_row(page, conn_id).wait_for()
-
-    stored = deployment.airflow.api.get(f"/api/v2/connections/{conn_id}", timeout=30).json()
+    stored = save_and_read_back(page, deployment, dialog, conn_id)
     extra = json.loads(stored["extra"])
     assert extra["client_auth_method"] == "private_key_jwt"
     assert extra["key_id"] == EMULATOR_KEY_ID
     assert extra["private_key"] == "***"  # Airflow masks every private_key when it shows one
-    store_port_zero(deployment, conn_id, "oauth2_client_credentials")
-    before = deployment.emulator.client.token_requests("oauth2")
-    page.reload()
-    status, answer = press_test(page, conn_id)
-    assert status == 200, answer
-    assert answer["status"] is True, answer
-    page.get_by_text("Test Connection Successful").wait_for()
-    assert deployment.emulator.client.token_requests("oauth2") == before + 1
+    press_test_to_success(page, deployment, conn_id, "oauth2_client_credentials", "oauth2")
     form = dict(parse_qsl(deployment.emulator.client.requests("oauth2")[-1]["body"]))
     assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
     body_lines = EMULATOR_PRIVATE_KEY.strip().splitlines()[1:-1]
