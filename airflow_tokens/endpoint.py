@@ -259,11 +259,11 @@ def build_request(
 ) -> TokenRequest:
     """Return the token request: the endpoint's static body and headers with the credentials in place."""
     endpoint = endpoint_for(vendor, settings)
-    method = settings.choice(vendor.auth_option) if vendor.auth_option else endpoint.credentials_in
+    option = vendor.auth_option
+    method = settings.choice(option) if option else endpoint.credentials_in
     client_auth = CLIENT_AUTH[method]
-    if vendor.auth_option:
-        option = vendor.auth_option
-        chosen = (settings.extra(option.name, str, "").strip() or str(option.default)).lower()
+    if option:
+        chosen = settings.value(option).strip().lower()  # as the user named it, for the message
         for name in sorted(_METHOD_EXTRAS.difference(client_auth.reads)):
             settings.leave_unused(name, f"is set, but {option.name} {chosen} does not use it")
     login = settings.credential("login", vendor.login_label, in_header=client_auth.in_header)
