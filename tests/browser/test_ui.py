@@ -532,8 +532,13 @@ def test_sirv_example_dag_succeeds_when_triggered_in_the_ui(
     page.get_by_role("button", name="Trigger Dag").click()
     dialog = page.get_by_role("dialog")
     assert dialog.get_by_role("checkbox").is_checked()  # "Unpause sirv_token_example on trigger"
+    trigger = dialog.get_by_role("button", name="Trigger", exact=True)
+    # A click while the dialog still opens can go unanswered (seen once on a loaded machine): wait until
+    # its animation ended and its button is enabled.
+    expect(trigger).to_be_enabled()
+    settle(page)
     with page.expect_response(lambda r: r.url.endswith(f"/dags/{SIRV_DAG_ID}/dagRuns")) as triggered:
-        dialog.get_by_role("button", name="Trigger", exact=True).click()
+        trigger.click()
     run_id = triggered.value.json()["dag_run_id"]
     page.wait_for_url(re.compile(r"/runs/"))
     assert airflow.wait_for_run(SIRV_DAG_ID, run_id, timeout=150) == "success", airflow.task_states(
